@@ -1,0 +1,99 @@
+"""The processed data: who rated what, who wants to read what, and the book catalogue.
+
+Saved as one ``.npz`` file (NumPy arrays only, no pickles), so it loads without pandas
+or TensorFlow.
+"""
+import dataclasses
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import npzfile
+
+FORMAT = "bookrbm-processed"
+ARRAYS = ("user_ids", "book_ids", "titles", "authors", "valid")
+
+
+@dataclasses.dataclass
+class Interactions:
+    """Users × books data, one row per goodbooks ``user_id``, one column per book.
+
+    ratings : CSR float32 (n_users, n_books), rating / 5, 0 where unread.
+    to_read : CSR int8 (n_users, n_books), 1 where the book is on the user's to-read list.
+    user_ids : int64 (n_users,), goodbooks ``user_id`` of each row, ascending.
+    book_ids : int64 (n_books,), goodbooks ``book_id`` of each column, ascending.
+    titles, authors : str (n_books,), for display.
+    valid : bool (n_users,), True for users of the validation split.
+    info : dict, how the file was made (seed, source, counts).
+    """
+
+    ratings: sp.csr_matrix
+    to_read: sp.csr_matrix
+    user_ids: np.ndarray
+    book_ids: np.ndarray
+    titles: np.ndarray
+    authors: np.ndarray
+    valid: np.ndarray
+    info: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def n_users(self):
+        return self.ratings.shape[0]
+
+    @property
+    def n_books(self):
+        return self.ratings.shape[1]
+
+    @property
+    def train_rows(self):
+        return np.flatnonzero(~self.valid)
+
+    @property
+    def valid_rows(self):
+        return np.flatnonzero(self.valid)
+
+    def row_of(self, user_id):
+        """Row index of a goodbooks ``user_id``, or None if the user is not in the data."""
+        row = int(np.searchsorted(self.user_ids, user_id))
+        if row < len(self.user_ids) and self.user_ids[row] == user_id:
+            return row
+        return None
+
+    def columns_of(self, book_ids):
+        """Column indices of goodbooks ``book_id``s (all must be present)."""
+        return np.searchsorted(self.book_ids, book_ids)
+
+
+def _csr_arrays(prefix, matrix):
+    return {
+        f"{prefix}_data": matrix.data,
+        f"{prefix}_indices": matrix.indices,
+        f"{prefix}_indptr": matrix.indptr,
+        f"{prefix}_shape": np.asarray(matrix.shape, dtype=np.int64),
+    }
+
+
+def _csr_from(arrays, prefix):
+    return sp.csr_matrix(
+        (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]),
+        shape=tuple(arrays[f"{prefix}_shape"]),
+    )
+
+
+def save(path, data):
+    """Write ``data`` to ``path`` atomically."""
+    arrays = {name: getattr(data, name) for name in ARRAYS}
+    arrays.update(_csr_arrays("ratings", data.ratings))
+    arrays.update(_csr_arrays("to_read", data.to_read))
+    npzfile.write(path, FORMAT, arrays, meta={"info": data.info}, compressed=True)
+
+
+def load(path):
+    """Read a file written by ``save``; a missing or foreign file is an ``InputError``."""
+    arrays = npzfile.read(path, FORMAT, meta=("info",), hint="; run preprocess.py first")
+    return Interactions(
+        ratings=_csr_from(arrays, "ratings"),
+        to_read=_csr_from(arrays, "to_read"),
+        info=arrays["info"],
+        **{name: arrays[name] for name in ARRAYS},
+    )

@@ -1,0 +1,60 @@
+"""The RBM's maths in NumPy, one function per step; visible input may be dense or scipy sparse.
+
+Shapes: ``weights`` (n_books, n_hidden), ``visible_bias`` (n_books,), ``hidden_bias``
+(n_hidden,); a batch of visible vectors ``v`` is (n_users, n_books).
+These are the same formulas as the TensorFlow graph in ``bookrbm.graph``; recommend.py
+uses them so that it needs no TensorFlow.
+"""
+import numpy as np
+import scipy.sparse as sp
+
+
+def sigmoid(x):
+    # exp of a large negative number overflows to inf, which is harmless here: 1/(1+inf) = 0
+    with np.errstate(over="ignore"):
+        return 1.0 / (1.0 + np.exp(-x))
+
+
+def _dense(x):
+    return x.toarray() if sp.issparse(x) else np.asarray(x)
+
+
+def hidden_activations(v, weights, hidden_bias):
+    """v @ W + b_h, (n_users, n_hidden); the sparse product never densifies ``v``."""
+    return _dense(v @ weights) + hidden_bias
+
+
+def mean_hiddens(v, weights, hidden_bias):
+    """p(h = 1 | v), (n_users, n_hidden)."""
+    return sigmoid(hidden_activations(v, weights, hidden_bias))
+
+
+def mean_visibles(h, weights, visible_bias):
+    """p(v = 1 | h), (n_users, n_books)."""
+    return sigmoid(h @ weights.T + visible_bias)
+
+
+def reconstruct(v, weights, visible_bias, hidden_bias):
+    """Mean-field reconstruction v → p(h|v) → p(v|h): the recommendation score of every book."""
+    return mean_visibles(mean_hiddens(v, weights, hidden_bias), weights, visible_bias)
+
+
+def free_energy(v, weights, visible_bias, hidden_bias):
+    """F(v) = -v·b_v - Σ_j softplus((v W + b_h)_j), (n_users,).
+
+    Lower free energy means the model finds ``v`` more probable.
+    """
+    visible_term = _dense(v @ visible_bias).ravel()
+    hidden_term = np.logaddexp(0.0, hidden_activations(v, weights, hidden_bias)).sum(axis=1)
+    return -visible_term - hidden_term
+
+
+def mean_free_energy(v, weights, visible_bias, hidden_bias, batch_size=8192):
+    """Mean of ``free_energy`` over the rows of ``v``, a batch of rows at a time."""
+    n = v.shape[0]
+    if n == 0:
+        return float("nan")
+    total = 0.0
+    for start in range(0, n, batch_size):
+        total += free_energy(v[start : start + batch_size], weights, visible_bias, hidden_bias).sum()
+    return total / n
