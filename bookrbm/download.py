@@ -64,8 +64,12 @@ def fetch(url, path, expected_blob_id, progress=True):
             os.unlink(partial)
 
 
-def download(dest, base_url=UPSTREAM, blob_ids=BLOB_IDS, progress=True, log=print):
-    """Fetch every file of ``blob_ids`` into folder ``dest``; files already there and correct are kept."""
+def download(dest, base_url=UPSTREAM, blob_ids=None, progress=True, log=print):
+    """Fetch every file of ``blob_ids`` (default: the upstream ones) into folder ``dest``.
+
+    Files already there with the right blob id are not fetched again.
+    """
+    blob_ids = BLOB_IDS if blob_ids is None else blob_ids
     os.makedirs(dest, exist_ok=True)
     for name, expected in blob_ids.items():
         path = os.path.join(dest, name)

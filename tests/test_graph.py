@@ -1,0 +1,96 @@
+import numpy as np
+import pytest
+
+from bookrbm import rbm, train
+from bookrbm.graph import RBMGraph
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def reference_cd1(v0, weights, visible_bias, hidden_bias, noise, learning_rate):
+    """CD-1 written out in NumPy, as the graph's docstring describes it."""
+    h0 = sigmoid(v0 @ weights + hidden_bias)
+    h0_sample = (noise < h0).astype(float)
+    v1 = sigmoid(h0_sample @ weights.T + visible_bias)
+    h1 = sigmoid(v1 @ weights + hidden_bias)
+    n = len(v0)
+    return (
+        weights + learning_rate * (v0.T @ h0 - v1.T @ h1) / n,
+        visible_bias + learning_rate * (v0 - v1).mean(axis=0),
+        hidden_bias + learning_rate * (h0 - h1).mean(axis=0),
+        np.mean((v0 - v1) ** 2),
+    )
+
+
+@pytest.fixture
+def tiny():
+    rng = np.random.default_rng(0)
+    params = (rng.normal(0, 0.5, (6, 4)), rng.normal(0, 0.1, 6), rng.normal(0, 0.1, 4))
+    v0 = np.where(rng.random((3, 6)) < 0.5, rng.integers(1, 6, (3, 6)) / 5, 0.0)
+    noise = rng.random((3, 4))
+    return params, v0, noise
+
+
+def test_one_cd1_step_equals_numpy_reference(tiny):
+    params, v0, noise = tiny
+    net = RBMGraph(*params, learning_rate=0.3, seed=0)
+    try:
+        error = net.train_batch(v0.astype(np.float32), hidden_noise=noise.astype(np.float32))
+        *expected, expected_error = reference_cd1(v0, *params, noise, 0.3)
+        for got, want in zip(net.params(), expected):
+            assert np.allclose(got, want, atol=1e-5)
+        assert error == pytest.approx(expected_error, rel=1e-5)
+        # the step really moved the weights, so the comparison above is not vacuous
+        assert not np.allclose(net.params()[0], params[0], atol=1e-3)
+    finally:
+        net.close()
+
+
+def test_graph_reconstruction_equals_numpy_scores(tiny, quick_model, sample):
+    params, v0, _ = tiny
+    net = RBMGraph(*params, learning_rate=0.3)
+    try:
+        assert np.allclose(net.reconstruct(v0), rbm.reconstruct(v0, *params), atol=1e-6)
+    finally:
+        net.close()
+    # and for the trained model on real users
+    net = RBMGraph(*quick_model.params, learning_rate=0.3)
+    try:
+        users = sample.ratings[:20]
+        assert np.allclose(net.reconstruct(users.toarray()), rbm.reconstruct(users, *quick_model.params), atol=1e-5)
+    finally:
+        net.close()
+
+
+def test_short_training_lowers_reconstruction_error(sample):
+    batch = sample.ratings[sample.train_rows[:200]].toarray()
+    rng = np.random.default_rng(0)
+    net = RBMGraph(*train.initial_params(sample.n_books, 16, rng), learning_rate=0.6, seed=0)
+    try:
+        before = net.batch_error(batch)
+        for step in range(10):
+            net.train_batch(batch[(step % 2) * 100 : (step % 2 + 1) * 100])
+        after = net.batch_error(batch)
+    finally:
+        net.close()
+    assert after < before / 5
+
+
+def test_same_seed_same_model(sample):
+    def fit(seed):
+        return train.train(sample, hidden=8, epochs=2, max_batches=3, seed=seed, progress=False, log=lambda m: None)
+
+    first, second, other = fit(4), fit(4), fit(5)
+    assert np.array_equal(first.weights, second.weights)
+    assert np.array_equal(first.hidden_bias, second.hidden_bias)
+    assert first.history == second.history
+    assert not np.allclose(first.weights, other.weights)
+
+
+def test_history_has_every_epoch(quick_model):
+    (row,) = quick_model.history
+    assert set(row) == set(train.HISTORY_COLUMNS)
+    assert row["epoch"] == 1 and np.isfinite(row["valid_free_energy"])
+    assert quick_model.settings["n_valid_users"] == 534

@@ -1,0 +1,48 @@
+import itertools
+
+import numpy as np
+import scipy.sparse as sp
+
+from bookrbm import rbm
+
+
+def tiny_params(seed=0, n_visible=5, n_hidden=3):
+    rng = np.random.default_rng(seed)
+    return (
+        rng.normal(0, 1, (n_visible, n_hidden)),
+        rng.normal(0, 1, n_visible),
+        rng.normal(0, 1, n_hidden),
+    )
+
+
+def test_free_energy_equals_minus_log_sum_over_hidden_states():
+    weights, visible_bias, hidden_bias = tiny_params()
+    v = np.array([[1.0, 0.0, 0.6, 0.2, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0], [0.8, 1.0, 0.4, 0.2, 0.6]])
+    # F(v) = -log Σ_h exp(-E(v, h)), E(v, h) = -v·b_v - h·b_h - vᵀ W h, summed over all 2³ h
+    hidden_states = np.array(list(itertools.product([0, 1], repeat=3)), dtype=float)
+    for row, vector in enumerate(v):
+        energies = -(vector @ visible_bias) - hidden_states @ hidden_bias - hidden_states @ (vector @ weights)
+        direct = -np.log(np.exp(-energies).sum())
+        assert np.isclose(rbm.free_energy(v[row : row + 1], weights, visible_bias, hidden_bias)[0], direct)
+
+
+def test_sparse_and_dense_input_agree():
+    params = tiny_params(1)
+    v = np.array([[1.0, 0.0, 0.6, 0.0, 0.0], [0.0, 0.4, 0.0, 0.0, 0.2]])
+    assert np.allclose(rbm.free_energy(sp.csr_matrix(v), *params), rbm.free_energy(v, *params))
+    assert np.allclose(rbm.reconstruct(sp.csr_matrix(v), *params), rbm.reconstruct(v, *params))
+
+
+def test_mean_free_energy_in_batches_is_the_mean():
+    params = tiny_params(2)
+    v = sp.random(37, 5, density=0.4, random_state=3, format="csr")
+    assert np.isclose(rbm.mean_free_energy(v, *params, batch_size=8), rbm.free_energy(v, *params).mean())
+
+
+def test_reconstruct_is_the_mean_field_pass():
+    weights, visible_bias, hidden_bias = tiny_params(3)
+    v = np.array([[0.2, 0.0, 1.0, 0.0, 0.4]])
+    hidden = 1 / (1 + np.exp(-(v @ weights + hidden_bias)))
+    expected = 1 / (1 + np.exp(-(hidden @ weights.T + visible_bias)))
+    assert np.allclose(rbm.reconstruct(v, weights, visible_bias, hidden_bias), expected)
+    assert rbm.sigmoid(np.array([-1000.0]))[0] == 0.0  # no overflow warning turned error
