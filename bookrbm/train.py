@@ -119,9 +119,10 @@ def write_plots(history, plots_dir):
     )
     plot_curves(
         history,
-        [("train_error", "train users"), ("valid_error", "valid users")],
-        "mean squared reconstruction error",
+        [("train_error", "train users (mean over the epoch's batches)"), ("valid_error", "valid users (after the epoch)")],
+        "mean squared reconstruction error (log scale)",
         "Reconstruction error by epoch",
         error,
+        log_scale=True,
     )
     return free_energy, error
