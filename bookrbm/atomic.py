@@ -4,6 +4,12 @@ import os
 import tempfile
 
 
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="wb", **open_kwargs):
     """Open a temporary file beside ``path``; rename it over ``path`` only on success.
@@ -15,6 +21,7 @@ def atomic_write(path, mode="wb", **open_kwargs):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".tmp", dir=directory)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private; the result should not be
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle
             handle.flush()

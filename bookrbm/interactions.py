@@ -10,8 +10,8 @@ import scipy.sparse as sp
 
 from . import npzfile
 
-FORMAT = "bookrbm-processed"
-ARRAYS = ("user_ids", "book_ids", "titles", "authors", "valid")
+FORMAT = "bookrbm-processed-2"
+ARRAYS = ("user_ids", "book_ids", "valid")
 
 
 @dataclasses.dataclass
@@ -85,15 +85,18 @@ def save(path, data):
     arrays = {name: getattr(data, name) for name in ARRAYS}
     arrays.update(_csr_arrays("ratings", data.ratings))
     arrays.update(_csr_arrays("to_read", data.to_read))
-    npzfile.write(path, FORMAT, arrays, meta={"info": data.info}, compressed=True)
+    books = {"titles": data.titles.tolist(), "authors": data.authors.tolist()}
+    npzfile.write(path, FORMAT, arrays, meta={"info": data.info, "books": books})
 
 
 def load(path):
     """Read a file written by ``save``; a missing or foreign file is an ``InputError``."""
-    arrays = npzfile.read(path, FORMAT, meta=("info",), hint="; run preprocess.py first")
+    arrays = npzfile.read(path, FORMAT, meta=("info", "books"), hint="; run preprocess.py first")
     return Interactions(
         ratings=_csr_from(arrays, "ratings"),
         to_read=_csr_from(arrays, "to_read"),
+        titles=np.array(arrays["books"]["titles"], dtype=str),
+        authors=np.array(arrays["books"]["authors"], dtype=str),
         info=arrays["info"],
         **{name: arrays[name] for name in ARRAYS},
     )

@@ -8,7 +8,7 @@ import numpy as np
 
 from . import npzfile
 
-FORMAT = "bookrbm-model"
+FORMAT = "bookrbm-model-2"
 ARRAYS = ("weights", "visible_bias", "hidden_bias", "book_ids")
 
 

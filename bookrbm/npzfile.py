@@ -9,13 +9,14 @@ from .errors import InputError
 from .paths import shown
 
 
-def write(path, kind, arrays, meta=None, compressed=False):
+def write(path, kind, arrays, meta=None):
     """Write ``arrays`` (name → array) and ``meta`` (name → JSON-able) tagged as ``kind``."""
     payload = {"format": np.array(kind), **arrays}
     for name, value in (meta or {}).items():
-        payload[name] = np.array(json.dumps(value))
+        # UTF-8 bytes, not a NumPy string array, which would spend 4 bytes a character
+        payload[name] = np.frombuffer(json.dumps(value).encode("utf-8"), dtype=np.uint8)
     with atomic_write(path) as handle:
-        (np.savez_compressed if compressed else np.savez)(handle, **payload)
+        np.savez(handle, **payload)
 
 
 def read(path, kind, meta=(), hint=""):
@@ -34,5 +35,8 @@ def read(path, kind, meta=(), hint=""):
     except (OSError, ValueError, KeyError, EOFError) as error:
         raise InputError(f"{path}: cannot be read as a {kind} file ({error}){hint}") from None
     for name in meta:
-        out[name] = json.loads(str(out[name]))
+        try:
+            out[name] = json.loads(out[name].tobytes().decode("utf-8"))
+        except (KeyError, ValueError) as error:
+            raise InputError(f"{path}: damaged {kind} file ({name}: {error}){hint}") from None
     return out
