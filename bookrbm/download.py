@@ -44,7 +44,7 @@ def fetch(url, path, expected_blob_id, progress=True):
                 unit="B",
                 unit_scale=True,
                 desc=os.path.basename(path),
-                disable=not progress,
+                disable=None if progress else True,
             ) as bar:
                 for chunk in iter(lambda: response.read(CHUNK), b""):
                     out.write(chunk)

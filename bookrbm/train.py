@@ -62,7 +62,7 @@ def train(
             order = rng.permutation(train_matrix.shape[0])
             batches = _batches(len(order), batch_size)[:max_batches]
             errors = []
-            with tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress) as bar:
+            with tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None if progress else True) as bar:
                 for batch in bar:
                     errors.append(net.train_batch(train_matrix[order[batch]].toarray()))
                     bar.set_postfix(error=f"{errors[-1]:.5f}")
