@@ -1,25 +1,70 @@
 #!/usr/bin/env python3
-"""Train the book RBM with CD-1 in a TensorFlow graph and session; save the model, history and plots."""
+"""Train the book RBM with contrastive divergence in a TensorFlow graph and session; save the
+model, its per-epoch history and plots."""
 import argparse
 import os
 
 from bookrbm import interactions, model, paths
 from bookrbm.errors import cli
-from bookrbm.settings import DEFAULTS
+from bookrbm.settings import DEFAULTS, INPUTS, PRESETS, VISIBLE_BIASES
+
+OPTIONS = [
+    # (flag, type, help)
+    ("--hidden", int, "hidden units"),
+    ("--epochs", int, "passes over the fit users (the most, with --patience)"),
+    ("--batch-size", int, "users per update"),
+    ("--learning-rate", float, "step size"),
+    ("--momentum", float, "momentum of the updates, 0 for none"),
+    ("--weight-decay", float, "L2 penalty on the weights"),
+    ("--cd-steps", int, "Gibbs steps per update: the k of CD-k"),
+    ("--eval-every", int, "measure NDCG@10 of the tuning users every N epochs (0: never)"),
+    ("--patience", int, "stop after N evaluations without a better tuning NDCG and keep the best weights (0: never)"),
+]
 
 
 def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__,
+        epilog="Settings not given come from --preset. " + "; ".join(
+            f"{name}: " + ", ".join(f"{k}={v}" for k, v in preset.items()) for name, preset in PRESETS.items()
+        ),
+    )
     parser.add_argument("--data", default=paths.PROCESSED, help="processed file from preprocess.py (default: %(default)s)")
     parser.add_argument("--out", default=paths.MODEL, help="model file to write (default: %(default)s)")
-    parser.add_argument("--plots", default=paths.PLOTS, help="folder for free_energy.png and error.png (default: %(default)s)")
-    parser.add_argument("--hidden", type=int, default=DEFAULTS["hidden"], help="hidden units (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=DEFAULTS["epochs"], help="passes over the training users (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="users per CD-1 update (default: %(default)s)")
-    parser.add_argument("--learning-rate", type=float, default=DEFAULTS["learning_rate"], help="CD-1 step size (default: %(default)s)")
+    parser.add_argument("--plots", default=paths.PLOTS, help="folder for the plots (default: %(default)s)")
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="default",
+        help="a set of settings: 'default' (tuned on the tuning users, see README) or 'writeup' "
+        "(the original write-up's) (default: %(default)s)",
+    )
+    for flag, kind, text in OPTIONS:
+        key = flag[2:].replace("-", "_")
+        parser.add_argument(flag, type=kind, help=f"{text} (default: {DEFAULTS[key]})")
+    parser.add_argument("--input", choices=INPUTS, help=f"visible values: rating / 5, or 1 for every rated book (default: {DEFAULTS['input']})")
+    parser.add_argument(
+        "--visible-bias",
+        choices=VISIBLE_BIASES,
+        help=f"initial visible biases: zero, or log(p/(1-p)) of how often each book is read (default: {DEFAULTS['visible_bias']})",
+    )
+    parser.add_argument(
+        "--sample-visible",
+        action=argparse.BooleanOptionalAction,
+        help=f"sample binary reconstructions instead of using probabilities (default: {DEFAULTS['sample_visible']})",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed for the initial weights, batch order and samples (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
+
+
+def chosen_settings(args):
+    settings = dict(PRESETS[args.preset])
+    for key in DEFAULTS:
+        value = getattr(args, key, None)
+        if value is not None:
+            settings[key] = value
+    return settings
 
 
 @cli
@@ -28,15 +73,7 @@ def main(argv=None):
     data = interactions.load(args.data)
     from bookrbm import train  # imports TensorFlow, so only once the input is known to be good
 
-    trained = train.train(
-        data,
-        hidden=args.hidden,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        progress=not args.quiet,
-    )
+    trained = train.train(data, seed=args.seed, progress=not args.quiet, **chosen_settings(args))
     model.save(args.out, trained)
     history = os.path.splitext(args.out)[0] + "-history.csv"
     train.write_history(history, trained.history)

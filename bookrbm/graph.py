@@ -1,7 +1,7 @@
 """The RBM as a TensorFlow 1.x-style graph, run in a session through ``tf.compat.v1``.
 
 The weights and biases live in the graph as Variables; a batch of visible vectors is the
-only thing fed per step, and one ``sess.run`` performs a whole CD-1 update.
+only thing fed per step, and one ``sess.run`` performs a whole CD-k update.
 """
 import os
 
@@ -15,20 +15,35 @@ tf1.disable_eager_execution()
 
 
 class RBMGraph:
-    """CD-1 training graph with binary, sampled hidden units.
+    """Contrastive-divergence training graph with binary, sampled hidden units.
 
-    The Gibbs step is v0 → h0 ~ p(h|v0) (binary samples) → v1 = p(v|h0) → p(h|v1).
-    The reconstruction v1 uses probabilities, not samples: the visible values are ratings
-    scaled to [0, 1], not binary states, so a binary sample of them would only add noise to
-    the negative statistics (Hinton, "A Practical Guide to Training RBMs", 3.2). The
-    positive and negative statistics use hidden probabilities, and only the hidden states
-    that drive the reconstruction are sampled, which is the same guide's advice (3.1-3.3)
-    and what keeps the hidden units an information bottleneck.
+    One Gibbs step is h ~ p(h|v) (binary samples) → v' = p(v|h) → p(h|v'); CD-k chains k
+    of them from the data. By default the reconstruction v' uses probabilities, not
+    samples: the visible values are ratings scaled to [0, 1] (or read/unread), and a binary
+    sample of them only adds noise to the negative statistics (Hinton, "A Practical Guide
+    to Training RBMs", 3.2). ``sample_visible=True`` samples them instead, as the original
+    write-up did. The positive and negative statistics use hidden probabilities; only the
+    hidden states that drive a reconstruction are sampled, the same guide's advice (3.1-3.3),
+    which keeps the hidden layer an information bottleneck.
+
+    Updates: velocity = momentum · velocity + learning_rate · (gradient - weight_decay · W),
+    then parameters += velocity (weight decay applies to the weights only).
 
     Shapes: visible (batch, n_visible); weights (n_visible, n_hidden).
     """
 
-    def __init__(self, weights, visible_bias, hidden_bias, learning_rate, seed=0):
+    def __init__(
+        self,
+        weights,
+        visible_bias,
+        hidden_bias,
+        learning_rate,
+        seed=0,
+        momentum=0.0,
+        weight_decay=0.0,
+        cd_steps=1,
+        sample_visible=False,
+    ):
         n_visible, n_hidden = weights.shape
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -37,6 +52,7 @@ class RBMGraph:
             self.weights = tf1.Variable(np.asarray(weights, np.float32), name="weights")
             self.visible_bias = tf1.Variable(np.asarray(visible_bias, np.float32), name="visible_bias")
             self.hidden_bias = tf1.Variable(np.asarray(hidden_bias, np.float32), name="hidden_bias")
+            params = [self.weights, self.visible_bias, self.hidden_bias]
             batch = tf.shape(self.visible)[0]
             # Fed only by tests, to compare one step with a NumPy reference on fixed draws.
             self.hidden_noise = tf1.placeholder_with_default(
@@ -44,25 +60,39 @@ class RBMGraph:
             )
             v0 = self.visible
             h0_mean = self._mean_hiddens(v0)
-            h0_sample = tf.cast(self.hidden_noise < h0_mean, tf.float32)
-            v1 = self._mean_visibles(h0_sample)
-            h1_mean = self._mean_hiddens(v1)
+            h_mean, noise = h0_mean, self.hidden_noise
+            for step in range(cd_steps):
+                h_sample = tf.cast(noise < h_mean, tf.float32)
+                v_model = self._mean_visibles(h_sample)
+                if step == 0:
+                    v1 = v_model  # the error is that of the first reconstruction, whatever k is
+                if sample_visible:
+                    v_model = tf.cast(tf.random.uniform(tf.shape(v_model), seed=seed + 1 + step) < v_model, tf.float32)
+                h_mean = self._mean_hiddens(v_model)
+                noise = tf.random.uniform([batch, n_hidden], seed=seed + 1000 + step)
 
             size = tf.cast(batch, tf.float32)
-            positive = tf.matmul(v0, h0_mean, transpose_a=True)
-            negative = tf.matmul(v1, h1_mean, transpose_a=True)
-            weights_step = (positive - negative) / size
-            visible_step = tf.reduce_mean(v0 - v1, axis=0)
-            hidden_step = tf.reduce_mean(h0_mean - h1_mean, axis=0)
+            gradients = [
+                (tf.matmul(v0, h0_mean, transpose_a=True) - tf.matmul(v_model, h_mean, transpose_a=True)) / size
+                - weight_decay * self.weights,
+                tf.reduce_mean(v0 - v_model, axis=0),
+                tf.reduce_mean(h0_mean - h_mean, axis=0),
+            ]
             self.error = tf.reduce_mean(tf.square(v0 - v1), name="reconstruction_error")
+            velocities = [
+                tf1.Variable(tf.zeros(param.shape), name=param.op.name + "_velocity") if momentum else None
+                for param in params
+            ]
+            updates = []
             # Every read of the variables above must happen before any of them is updated.
-            with tf.control_dependencies([weights_step, visible_step, hidden_step, self.error]):
-                self.train_step = tf.group(
-                    self.weights.assign_add(learning_rate * weights_step),
-                    self.visible_bias.assign_add(learning_rate * visible_step),
-                    self.hidden_bias.assign_add(learning_rate * hidden_step),
-                    name="cd1_update",
-                )
+            with tf.control_dependencies(gradients + [self.error]):
+                for param, gradient, velocity in zip(params, gradients, velocities):
+                    if velocity is None:
+                        updates.append(param.assign_add(learning_rate * gradient))
+                    else:
+                        step = velocity.assign(momentum * velocity + learning_rate * gradient)
+                        updates.append(param.assign_add(step))
+            self.train_step = tf.group(*updates, name="cd_update")
             self.scores = self._mean_visibles(h0_mean)
             self.init = tf1.global_variables_initializer()
         self.session = tf1.Session(graph=self.graph)
@@ -75,7 +105,7 @@ class RBMGraph:
         return tf.sigmoid(tf.matmul(h, self.weights, transpose_b=True) + self.visible_bias)
 
     def train_batch(self, batch, hidden_noise=None):
-        """One CD-1 update on a dense (batch, n_visible) array; returns its reconstruction error."""
+        """One CD-k update on a dense (batch, n_visible) array; returns its reconstruction error."""
         feed = {self.visible: batch}
         if hidden_noise is not None:
             feed[self.hidden_noise] = hidden_noise

@@ -5,8 +5,9 @@ Loading needs only NumPy, so recommend.py never imports TensorFlow.
 import dataclasses
 
 import numpy as np
+import scipy.sparse as sp
 
-from . import npzfile
+from . import npzfile, rbm
 
 FORMAT = "bookrbm-model-2"
 ARRAYS = ("weights", "visible_bias", "hidden_bias", "book_ids")
@@ -31,6 +32,21 @@ class Model:
     @property
     def params(self):
         return self.weights, self.visible_bias, self.hidden_bias
+
+    def visible(self, user_items):
+        """The visible vectors for rows of rating / 5: as they are, or 1 for every rated book."""
+        return to_visible(user_items, self.settings.get("input", "rating"))
+
+    def scores(self, user_items):
+        """Reconstruction of each row (n_users, n_books): the score of every book."""
+        return rbm.reconstruct(self.visible(user_items), *self.params)
+
+
+def to_visible(user_items, kind):
+    if kind == "binary":
+        user_items = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
+        user_items.data[:] = 1.0
+    return user_items
 
 
 def save(path, model):

@@ -24,3 +24,46 @@ def plot_curves(history, series, ylabel, title, path, log_scale=False):
     with atomic_write(path) as handle:
         figure.savefig(handle, format="png", dpi=110)
     plt.close(figure)
+
+
+def plot_learning_curve(history, path):
+    """Free energy (train, valid) above tuning NDCG@10, on one epoch axis."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    epochs = [row["epoch"] for row in history]
+    top.plot(epochs, [row["train_free_energy"] for row in history], label="train users")
+    top.plot(epochs, [row["valid_free_energy"] for row in history], label="valid users")
+    top.set_ylabel("mean free energy")
+    top.legend()
+    top.grid(alpha=0.3)
+    measured = [row for row in history if row["tuning_ndcg"] is not None]
+    bottom.plot([row["epoch"] for row in measured], [row["tuning_ndcg"] for row in measured], marker="o", color="C2")
+    best = max(measured, key=lambda row: row["tuning_ndcg"])
+    bottom.axvline(best["epoch"], color="grey", linestyle="--", label=f"best: epoch {best['epoch']}, {best['tuning_ndcg']:.4f}")
+    bottom.set_ylabel("NDCG@10 of tuning users")
+    bottom.set_xlabel("epoch")
+    bottom.legend()
+    bottom.grid(alpha=0.3)
+    figure.suptitle("Learning curve: free energy and the metric that matters")
+    figure.tight_layout()
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=110)
+    plt.close(figure)
+
+
+def plot_comparison(rows, metrics, path, title):
+    """Bars side by side: one group per metric, one bar per model."""
+    figure, axes = plt.subplots(figsize=(max(8, 1.6 * len(metrics)), 4.8))
+    width = 0.8 / len(rows)
+    for i, row in enumerate(rows):
+        positions = [m + (i - (len(rows) - 1) / 2) * width for m in range(len(metrics))]
+        axes.bar(positions, [row[name] for name in metrics], width, label=row["model"])
+    axes.set_xticks(range(len(metrics)))
+    axes.set_xticklabels(metrics)
+    axes.set_ylabel("score (higher is better)")
+    axes.set_title(title)
+    axes.grid(axis="y", alpha=0.3)
+    axes.legend(fontsize="small", ncol=min(len(rows), 3))
+    figure.tight_layout()
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=110)
+    plt.close(figure)

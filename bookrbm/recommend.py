@@ -5,7 +5,6 @@ import unicodedata
 
 import numpy as np
 
-from . import rbm
 from .atomic import atomic_write
 from .errors import InputError
 
@@ -64,7 +63,7 @@ def recommend(model, data, user_id, n=10, source="to_read"):
             f"for example {_example_ids(data)})"
         )
     visible = data.ratings[row]
-    scores = rbm.reconstruct(visible, *model.params)[0]
+    scores = model.scores(visible)[0]
     unrated = np.ones(data.n_books, dtype=bool)
     unrated[visible.indices] = False
     if source == "to_read":

@@ -1,102 +1,148 @@
-"""Train the RBM by CD-1 on the training users, tracking free energy and reconstruction error."""
+"""Train the RBM by contrastive divergence on the fit users, tracking free energy,
+reconstruction error and (optionally) NDCG@10 of the tuning users."""
+import copy
 import csv
 import os
 
 import numpy as np
 from tqdm import tqdm
 
-from . import rbm
+from . import evaluation, rbm
 from .atomic import atomic_write
 from .errors import InputError
 from .graph import RBMGraph
-from .model import Model
-from .plots import plot_curves
-from .settings import DEFAULTS
+from .model import Model, to_visible
+from .plots import plot_curves, plot_learning_curve
+from .settings import DEFAULTS, INPUTS, VISIBLE_BIASES
 
-HISTORY_COLUMNS = ("epoch", "train_free_energy", "valid_free_energy", "train_error", "valid_error")
+HISTORY_COLUMNS = (
+    "epoch", "train_free_energy", "valid_free_energy", "train_error", "valid_error", "tuning_ndcg",
+)
 
 
-def initial_params(n_visible, n_hidden, rng):
-    """Small random weights break the symmetry between hidden units; biases start at zero."""
+def initial_params(n_visible, n_hidden, rng, visible_bias=None):
+    """Small random weights break the symmetry between hidden units; hidden biases start at zero."""
     weights = rng.normal(0.0, 0.01, size=(n_visible, n_hidden)).astype(np.float32)
-    return weights, np.zeros(n_visible, np.float32), np.zeros(n_hidden, np.float32)
+    if visible_bias is None:
+        visible_bias = np.zeros(n_visible, np.float32)
+    return weights, visible_bias, np.zeros(n_hidden, np.float32)
+
+
+def logit_visible_bias(visible):
+    """log(p / (1 - p)) of each unit's mean activity: the model starts at the data's marginals
+    (Hinton's practical guide, 8.1). p is clipped so unseen books get a finite bias."""
+    p = np.asarray(visible.mean(axis=0)).ravel()
+    p = np.clip(p, 1e-4, 1 - 1e-4)
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
+def check_settings(settings):
+    unknown = set(settings) - set(DEFAULTS)
+    if unknown:
+        raise InputError(f"unknown setting {', '.join(sorted(unknown))}")
+    for name in ("hidden", "epochs", "batch_size", "cd_steps"):
+        if settings[name] < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {settings[name]}")
+    if not settings["learning_rate"] > 0:
+        raise InputError(f"--learning-rate must be above 0, not {settings['learning_rate']}")
+    if not 0 <= settings["momentum"] < 1:
+        raise InputError(f"--momentum must be at least 0 and below 1, not {settings['momentum']}")
+    for name in ("weight_decay", "eval_every", "patience"):
+        if settings[name] < 0:
+            raise InputError(f"--{name.replace('_', '-')} must not be negative, not {settings[name]}")
+    if settings["patience"] and not settings["eval_every"]:
+        raise InputError("--patience needs --eval-every: early stopping watches the tuning NDCG")
+    if settings["input"] not in INPUTS:
+        raise InputError(f"--input must be one of {', '.join(INPUTS)}, not {settings['input']!r}")
+    if settings["visible_bias"] not in VISIBLE_BIASES:
+        raise InputError(f"--visible-bias must be one of {', '.join(VISIBLE_BIASES)}, not {settings['visible_bias']!r}")
 
 
 def _batches(n_rows, batch_size):
     return [slice(start, start + batch_size) for start in range(0, n_rows, batch_size)]
 
 
-def _check(hidden, epochs, batch_size, learning_rate):
-    for name, value in (("--hidden", hidden), ("--epochs", epochs), ("--batch-size", batch_size)):
-        if value < 1:
-            raise InputError(f"{name} must be at least 1, not {value}")
-    if not learning_rate > 0:
-        raise InputError(f"--learning-rate must be above 0, not {learning_rate}")
+def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides):
+    """Fit an RBM to the fit users of ``data`` (the training split less the tuning users).
 
-
-def train(
-    data,
-    hidden=DEFAULTS["hidden"],
-    epochs=DEFAULTS["epochs"],
-    batch_size=DEFAULTS["batch_size"],
-    learning_rate=DEFAULTS["learning_rate"],
-    seed=0,
-    progress=True,
-    log=print,
-    max_batches=None,
-):
-    """Fit an RBM to ``data.ratings`` of the training users; return a ``Model`` with its history.
-
+    overrides : any of ``settings.DEFAULTS``. With ``eval_every`` > 0, NDCG@10 of the tuning
+        users is measured every that many epochs; with ``patience`` > 0 too, training stops
+        after that many evaluations without a better NDCG, and the best weights are kept.
     max_batches : stop each epoch after this many batches (for quick checks).
     """
-    _check(hidden, epochs, batch_size, learning_rate)
-    train_matrix = data.ratings[data.train_rows]
-    valid_matrix = data.ratings[data.valid_rows]
-    if train_matrix.shape[0] == 0:
+    settings = {**DEFAULTS, **overrides}
+    check_settings(settings)
+    fit_rows, tuning_rows, _ = evaluation.user_sets(data)
+    fit = to_visible(data.ratings[fit_rows], settings["input"])
+    valid = to_visible(data.ratings[data.valid_rows], settings["input"])
+    if fit.shape[0] == 0:
         raise InputError("no training users in the processed data")
+    tuning = evaluation.hold_out(data.ratings[tuning_rows], seed=evaluation.TUNING_SEED)
+
     rng = np.random.default_rng(seed)
-    net = RBMGraph(*initial_params(data.n_books, hidden, rng), learning_rate=learning_rate, seed=seed)
-    history = []
+    bias = logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
+    net = RBMGraph(
+        *initial_params(data.n_books, settings["hidden"], rng, bias),
+        learning_rate=settings["learning_rate"],
+        seed=seed,
+        momentum=settings["momentum"],
+        weight_decay=settings["weight_decay"],
+        cd_steps=settings["cd_steps"],
+        sample_visible=settings["sample_visible"],
+    )
+    snapshot = lambda params: Model(*params, data.book_ids, dict(settings, seed=seed))  # noqa: E731
+    history, best, best_ndcg, since_best = [], None, -np.inf, 0
+    epochs = settings["epochs"]
     try:
         for epoch in range(1, epochs + 1):
-            order = rng.permutation(train_matrix.shape[0])
-            batches = _batches(len(order), batch_size)[:max_batches]
+            order = rng.permutation(fit.shape[0])
+            batches = _batches(len(order), settings["batch_size"])[:max_batches]
             errors = []
             with tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None if progress else True) as bar:
                 for batch in bar:
-                    errors.append(net.train_batch(train_matrix[order[batch]].toarray()))
-                    bar.set_postfix(error=f"{errors[-1]:.5f}")
+                    errors.append(net.train_batch(fit[order[batch]].toarray()))
+                    bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
             params = net.params()
-            valid_errors = [
-                net.batch_error(valid_matrix[batch].toarray())
-                for batch in _batches(valid_matrix.shape[0], batch_size)
-            ]
+            valid_errors = [net.batch_error(valid[b].toarray()) for b in _batches(valid.shape[0], settings["batch_size"])]
             row = {
                 "epoch": epoch,
-                "train_free_energy": float(rbm.mean_free_energy(train_matrix, *params)),
-                "valid_free_energy": float(rbm.mean_free_energy(valid_matrix, *params)),
+                "train_free_energy": float(rbm.mean_free_energy(fit, *params)),
+                "valid_free_energy": float(rbm.mean_free_energy(valid, *params)),
                 "train_error": float(np.mean(errors)),
                 "valid_error": float(np.mean(valid_errors)) if valid_errors else float("nan"),
+                "tuning_ndcg": None,
             }
-            history.append(row)
-            log(
+            line = (
                 f"epoch {epoch:3d}  free energy train {row['train_free_energy']:9.3f} "
                 f"valid {row['valid_free_energy']:9.3f}  error train {row['train_error']:.6f} "
                 f"valid {row['valid_error']:.6f}"
             )
-        weights, visible_bias, hidden_bias = net.params()
+            evaluate_now = settings["eval_every"] and (epoch % settings["eval_every"] == 0 or epoch == epochs)
+            if evaluate_now and tuning.n_users:
+                row["tuning_ndcg"] = evaluation.evaluate(snapshot(params), tuning)["ndcg"]
+                line += f"  tuning NDCG@10 {row['tuning_ndcg']:.4f}"
+                if row["tuning_ndcg"] > best_ndcg:
+                    best, best_ndcg, since_best = (copy.deepcopy(params), epoch), row["tuning_ndcg"], 0
+                else:
+                    since_best += 1
+            history.append(row)
+            log(line)
+            if settings["patience"] and since_best >= settings["patience"]:
+                log(f"stopping: no better tuning NDCG@10 for {since_best} evaluations")
+                break
     finally:
+        final = net.params()
         net.close()
-    settings = {
-        "hidden": hidden,
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "learning_rate": learning_rate,
-        "seed": seed,
-        "n_train_users": int(train_matrix.shape[0]),
-        "n_valid_users": int(valid_matrix.shape[0]),
-    }
-    return Model(weights, visible_bias, hidden_bias, data.book_ids, settings, history)
+    kept, best_epoch = (best if settings["patience"] and best else (final, history[-1]["epoch"]))
+    model = snapshot(kept)
+    model.settings.update(
+        best_epoch=best_epoch,
+        n_fit_users=int(fit.shape[0]),
+        n_tuning_users=int(len(tuning_rows)),
+        n_valid_users=int(valid.shape[0]),
+    )
+    model.history = history
+    return model
 
 
 def write_history(path, history):
@@ -107,7 +153,7 @@ def write_history(path, history):
 
 
 def write_plots(history, plots_dir):
-    """``free_energy.png`` and ``error.png`` in ``plots_dir``; returns their paths."""
+    """``free_energy.png``, ``error.png`` and, when NDCG was measured, ``learning_curve.png``."""
     free_energy = os.path.join(plots_dir, "free_energy.png")
     error = os.path.join(plots_dir, "error.png")
     plot_curves(
@@ -125,4 +171,9 @@ def write_plots(history, plots_dir):
         error,
         log_scale=True,
     )
-    return free_energy, error
+    written = [free_energy, error]
+    if any(row["tuning_ndcg"] is not None for row in history):
+        curve = os.path.join(plots_dir, "learning_curve.png")
+        plot_learning_curve(history, curve)
+        written.append(curve)
+    return written

@@ -24,6 +24,23 @@ def sample_csv():
 
 
 @pytest.fixture(scope="session")
+def popular_slice(sample):
+    """The sample cut to its 400 most-read books: real readers, small enough for EASE in a test."""
+    counts = np.diff(sample.ratings.tocsc().indptr)
+    keep = np.sort(np.argsort(-counts, kind="stable")[:400])
+    return interactions.Interactions(
+        ratings=sample.ratings[:, keep].tocsr(),
+        to_read=sample.to_read[:, keep].tocsr(),
+        user_ids=sample.user_ids,
+        book_ids=sample.book_ids[keep],
+        titles=sample.titles[keep],
+        authors=sample.authors[keep],
+        valid=sample.valid,
+        info=dict(sample.info),
+    )
+
+
+@pytest.fixture(scope="session")
 def sample_file(sample, tmp_path_factory):
     path = tmp_path_factory.mktemp("processed") / "goodbooks.npz"
     interactions.save(path, sample)

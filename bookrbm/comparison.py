@@ -1,0 +1,54 @@
+"""Tune baselines on the tuning users, then score every model on the test users."""
+import itertools
+
+import numpy as np
+from tqdm import tqdm
+
+from . import baselines, evaluation
+
+# Each baseline's knobs, searched on the tuning users as the RBM's were.
+GRIDS = {
+    "popularity": (baselines.Popularity, {}),
+    "item-knn": (baselines.ItemKNN, {"neighbours": [25, 50, 100, 200]}),
+    "als": (baselines.ALS, {"factors": [64, 128, 256], "regularization": [0.1, 1.0, 10.0], "alpha": [1.0, 5.0]}),
+    "ease": (baselines.EASE, {"l2": [50.0, 100.0, 200.0, 500.0]}),
+}
+
+
+def grid(knobs):
+    names = list(knobs)
+    return [dict(zip(names, values)) for values in itertools.product(*(knobs[n] for n in names))]
+
+
+def tune(name, fit_matrix, tuning, k=10, grids=GRIDS, progress=True, log=print):
+    """Fit every setting of baseline ``name``; return (best model, its settings, its tuning NDCG@k)."""
+    make, knobs = grids[name]
+    best = (None, None, -np.inf)
+    for settings in tqdm(grid(knobs), desc=f"tuning {name}", leave=False, disable=None if progress else True):
+        model = make(**settings).fit(fit_matrix)
+        ndcg = evaluation.evaluate(model, tuning, k=k)["ndcg"]
+        if ndcg > best[2]:
+            best = (model, settings, ndcg)
+    log(f"{name}: best {best[1]} with tuning NDCG@{k} {best[2]:.4f}")
+    return best
+
+
+def compare(data, rbm_models, k=10, seed=0, names=tuple(GRIDS), grids=GRIDS, progress=True, log=print):
+    """One row per model: its name, settings, tuning NDCG and test metrics at ``k``.
+
+    rbm_models : {name: Model}, trained by train_rbm.py on the fit users.
+    seed : which 20% of each test user's ratings is hidden.
+    """
+    fit_rows, tuning_rows, test_rows = evaluation.user_sets(data)
+    fit_matrix = data.ratings[fit_rows]
+    tuning = evaluation.hold_out(data.ratings[tuning_rows], seed=evaluation.TUNING_SEED)
+    test = evaluation.hold_out(data.ratings[test_rows], seed=seed)
+    rows = []
+    for name in names:
+        model, settings, tuned = tune(name, fit_matrix, tuning, k, grids, progress, log)
+        rows.append({"model": name, "settings": settings, "tuning_ndcg": tuned, **evaluation.evaluate(model, test, k)})
+    for name, model in rbm_models.items():
+        tuned = evaluation.evaluate(model, tuning, k)["ndcg"]
+        shown = {key: model.settings[key] for key in ("hidden", "input", "learning_rate", "best_epoch") if key in model.settings}
+        rows.append({"model": name, "settings": shown, "tuning_ndcg": tuned, **evaluation.evaluate(model, test, k)})
+    return rows

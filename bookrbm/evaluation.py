@@ -1,0 +1,138 @@
+"""Leak-free ranking evaluation: hide part of each held-out reader's ratings, rank, score.
+
+Three disjoint sets of users:
+- fit users train the models;
+- tuning users (the "validation users"), carved out of the training split, choose
+  hyperparameters and the epoch to stop at;
+- test users (the ``valid`` split of preprocess.py) are used only to report.
+
+For an evaluated user a seeded 20% of their ratings is hidden; the other 80% is the only
+thing a model sees, and every book outside that 80% is ranked.
+"""
+import dataclasses
+
+import numpy as np
+import scipy.sparse as sp
+
+METRICS = ("precision", "recall", "ndcg", "ndcg_liked", "map", "hit_rate", "coverage")
+LIKED = 4  # a hidden rating of at least this counts as relevant for ndcg_liked
+TUNING_FRACTION = 0.1
+TUNING_SEED = 20180101  # fixed, so every model is tuned on the same readers
+
+
+def user_sets(data, tuning_fraction=TUNING_FRACTION):
+    """(fit_rows, tuning_rows, test_rows): disjoint row indices of ``data``'s users."""
+    train_rows = data.train_rows
+    rng = np.random.default_rng(TUNING_SEED)
+    n_tuning = int(round(tuning_fraction * len(train_rows)))
+    if tuning_fraction > 0 and len(train_rows) >= 2:
+        n_tuning = min(max(n_tuning, 1), len(train_rows) - 1)
+    tuning = np.sort(rng.choice(train_rows, size=n_tuning, replace=False))
+    fit = np.setdiff1d(train_rows, tuning)
+    return fit, tuning, data.valid_rows
+
+
+@dataclasses.dataclass
+class Holdout:
+    """What a model sees of each evaluated user, and what it must find.
+
+    shown : CSR (n_users, n_books), rating / 5 of the visible 80%.
+    hidden : CSR (n_users, n_books), rating / 5 of the hidden 20%; never given to a model.
+    """
+
+    shown: sp.csr_matrix
+    hidden: sp.csr_matrix
+
+    @property
+    def n_users(self):
+        return self.shown.shape[0]
+
+
+def hold_out(ratings, fraction=0.2, seed=0):
+    """Split every row of ``ratings`` (CSR) into shown and hidden parts, seeded.
+
+    Each user with at least two ratings hides round(fraction × n) of them, at least one,
+    and keeps at least one.
+    """
+    ratings = sp.csr_matrix(ratings)
+    ratings.sort_indices()
+    counts = np.diff(ratings.indptr)
+    n_hidden = np.clip(np.rint(fraction * counts).astype(int), 1, np.maximum(counts - 1, 0))
+    n_hidden[counts < 2] = 0
+    rows = np.repeat(np.arange(ratings.shape[0]), counts)
+    keys = np.random.default_rng(seed).random(ratings.nnz)
+    order = np.lexsort((keys, rows))  # by row, then at random within the row
+    rank = np.empty(ratings.nnz, dtype=np.int64)
+    rank[order] = np.arange(ratings.nnz) - np.repeat(ratings.indptr[:-1], counts)
+    is_hidden = rank < n_hidden[rows]
+
+    def part(mask):
+        return sp.csr_matrix(
+            (ratings.data[mask], (rows[mask], ratings.indices[mask])), shape=ratings.shape
+        )
+
+    return Holdout(shown=part(~is_hidden), hidden=part(is_hidden))
+
+
+def top_k(scores, shown, k):
+    """(n_users, k) columns of the best-scored books not in ``shown``, best first.
+
+    Ties go to the lower column (a stable sort), so a model that cannot tell books apart
+    gets no luck from the order.
+    """
+    scores = np.array(scores, dtype=np.float64, copy=True)
+    scores[shown.nonzero()] = -np.inf
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+
+
+def _discounts(k):
+    return 1.0 / np.log2(np.arange(2, k + 2))
+
+
+def ranking_metrics(ranked, hidden, n_books):
+    """Metrics of ``ranked`` (n_users, k) top-k lists against ``hidden`` (CSR, rating / 5).
+
+    Every hidden book is relevant, except for ``ndcg_liked``, where only hidden ratings of
+    at least 4 are (users with none are left out of that mean). Means are over users.
+    """
+    n_users, k = ranked.shape
+    hidden = sp.csr_matrix(hidden)
+    ratings = np.rint(np.asarray(hidden[np.arange(n_users)[:, None], ranked].todense()) * 5)
+    hits = ratings > 0
+    n_relevant = np.diff(hidden.indptr)
+    liked = hidden.copy()
+    liked.data = (np.rint(liked.data * 5) >= LIKED).astype(np.float64)
+    liked.eliminate_zeros()
+    n_liked = np.diff(liked.indptr)
+    users = n_relevant > 0
+    discounts = _discounts(k)
+
+    def ndcg(gains, n_true):
+        ideal = np.array([discounts[: min(n, k)].sum() for n in n_true])
+        return (gains * discounts).sum(axis=1)[n_true > 0] / ideal[n_true > 0]
+
+    n_hits = hits.sum(axis=1)
+    precision_at = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    average_precision = (precision_at * hits).sum(axis=1)[users] / np.minimum(n_relevant[users], k)
+    return {
+        "precision": float((n_hits[users] / k).mean()),
+        "recall": float((n_hits[users] / n_relevant[users]).mean()),
+        "ndcg": float(ndcg(hits, n_relevant).mean()),
+        "ndcg_liked": float(ndcg(ratings >= LIKED, n_liked).mean()) if (n_liked > 0).any() else float("nan"),
+        "map": float(average_precision.mean()),
+        "hit_rate": float((n_hits[users] > 0).mean()),
+        "coverage": len(np.unique(ranked[users])) / n_books,
+    }
+
+
+def evaluate(recommender, holdout, k=10, batch_size=512):
+    """Metrics at ``k`` of ``recommender.scores(shown)`` on ``holdout``.
+
+    The recommender is handed ``holdout.shown`` and nothing else.
+    """
+    ranked = []
+    for start in range(0, holdout.n_users, batch_size):
+        shown = holdout.shown[start : start + batch_size]
+        ranked.append(top_k(recommender.scores(shown), shown, k))
+    ranked = np.vstack(ranked)
+    return ranking_metrics(ranked, holdout.hidden, holdout.shown.shape[1])

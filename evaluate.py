@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""Measure recommendation quality on readers no model was trained on: hide 20% of each test
+reader's ratings, rank every other book from the remaining 80%, and score the top k.
+Baselines (popularity, item-kNN, ALS, EASE) are tuned on the tuning users and scored the same way."""
+import argparse
+import csv
+import json
+import os
+
+from bookrbm import interactions, model, paths
+from bookrbm.errors import InputError, cli
+from bookrbm.evaluation import METRICS
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", default=paths.PROCESSED, help="processed file from preprocess.py (default: %(default)s)")
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="NAME=FILE",
+        help="an RBM to evaluate, as name=file; repeat for several (default: rbm=models/rbm.npz)",
+    )
+    parser.add_argument("--k", type=int, default=10, help="length of each top-k list (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="which 20%% of each test reader is hidden (default: %(default)s)")
+    parser.add_argument(
+        "--baselines",
+        default="popularity,item-knn,als,ease",
+        help="comma-separated baselines to tune and compare, or 'none' (default: %(default)s)",
+    )
+    parser.add_argument("--out", default=os.path.join(paths.RESULTS, "evaluation.csv"), help="table as CSV (default: %(default)s)")
+    parser.add_argument("--plot", default=os.path.join(paths.PLOTS, "evaluation.png"), help="bar chart (default: %(default)s)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser.parse_args(argv)
+
+
+def rbm_models(specs):
+    found = {}
+    for spec in specs or [f"rbm={paths.MODEL}"]:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise InputError(f"--model takes name=file, not {spec!r}")
+        found[name] = model.load(path)
+    return found
+
+
+def format_table(rows, k):
+    header = f"{'model':<12} {'tuning':>7} " + " ".join(f"{m:>10}" for m in METRICS)
+    lines = [f"metrics @{k} on test readers (tuning = NDCG@{k} on the tuning readers)", header]
+    for row in rows:
+        lines.append(f"{row['model']:<12} {row['tuning_ndcg']:7.4f} " + " ".join(f"{row[m]:10.4f}" for m in METRICS))
+    return "\n".join(lines)
+
+
+def write_rows(path, rows):
+    from bookrbm.atomic import atomic_write
+
+    with atomic_write(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["model", "tuning_ndcg", *METRICS, "settings"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "settings": json.dumps(row["settings"], sort_keys=True)})
+
+
+@cli
+def main(argv=None):
+    args = parse_args(argv)
+    if args.k < 1:
+        raise InputError(f"--k must be at least 1, not {args.k}")
+    from bookrbm import comparison
+    from bookrbm.plots import plot_comparison
+
+    names = [] if args.baselines == "none" else [n.strip() for n in args.baselines.split(",") if n.strip()]
+    unknown = [n for n in names if n not in comparison.GRIDS]
+    if unknown:
+        raise InputError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(comparison.GRIDS)})")
+    data = interactions.load(args.data)
+    models = rbm_models(args.model)
+    for trained in models.values():
+        from bookrbm.recommend import check_compatible
+
+        check_compatible(trained, data)
+    rows = comparison.compare(data, models, k=args.k, seed=args.seed, names=names, progress=not args.quiet)
+    print(format_table(rows, args.k))
+    write_rows(args.out, rows)
+    plot_comparison(rows, list(METRICS), args.plot, f"Test readers, top {args.k}: hidden 20% of their ratings")
+    print(f"wrote {paths.shown(os.path.abspath(args.out))}, {paths.shown(os.path.abspath(args.plot))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+import evaluate as evaluate_cli
+from bookrbm import baselines, comparison, evaluation
+
+
+def test_metrics_against_a_hand_computed_example():
+    # user 0 hid books 1 (rated 4) and 3 (rated 5); user 1 hid book 0 (rated 1)
+    hidden = sp.csr_matrix(np.array([[0, 0.8, 0, 1.0, 0], [0.2, 0, 0, 0, 0]]))
+    ranked = np.array([[1, 0, 3], [2, 4, 1]])
+    got = evaluation.ranking_metrics(ranked, hidden, n_books=5)
+    dcg0 = 1 + 1 / np.log2(4)  # hits at ranks 1 and 3
+    idcg0 = 1 + 1 / np.log2(3)  # two relevant books
+    assert got["precision"] == pytest.approx((2 / 3 + 0) / 2)
+    assert got["recall"] == pytest.approx((2 / 2 + 0) / 2)
+    assert got["ndcg"] == pytest.approx((dcg0 / idcg0 + 0) / 2)
+    assert got["ndcg_liked"] == pytest.approx(dcg0 / idcg0)  # user 1 liked nothing: left out
+    assert got["map"] == pytest.approx(((1 / 1 + 2 / 3) / 2 + 0) / 2)
+    assert got["hit_rate"] == pytest.approx(0.5)
+    assert got["coverage"] == pytest.approx(5 / 5)
+
+
+def test_ndcg_liked_counts_only_ratings_of_four_or_more():
+    hidden = sp.csr_matrix(np.array([[0.6, 0.8, 0, 0]]))  # book 0 rated 3, book 1 rated 4
+    got = evaluation.ranking_metrics(np.array([[0, 1]]), hidden, n_books=4)
+    assert got["ndcg"] == pytest.approx(1.0)
+    assert got["ndcg_liked"] == pytest.approx((1 / np.log2(3)) / 1.0)
+
+
+def test_map_and_precision_with_fewer_hidden_than_k():
+    hidden = sp.csr_matrix(np.array([[0, 0, 1.0, 0, 0, 0]]))
+    got = evaluation.ranking_metrics(np.array([[0, 2, 1]]), hidden, n_books=6)
+    assert got["precision"] == pytest.approx(1 / 3)
+    assert got["map"] == pytest.approx(1 / 2)  # one relevant book, found at rank 2
+    assert got["recall"] == 1.0 and got["coverage"] == pytest.approx(3 / 6)
+
+
+def test_top_k_excludes_shown_and_breaks_ties_by_column():
+    scores = np.array([[0.5, 0.9, 0.5, 0.5, 0.7]])
+    shown = sp.csr_matrix(np.array([[0, 0, 0, 0, 1.0]]))
+    assert evaluation.top_k(scores, shown, 3).tolist() == [[1, 0, 2]]
+
+
+def test_hold_out_splits_each_user_seeded(sample):
+    ratings = sample.ratings[:300]
+    first = evaluation.hold_out(ratings, seed=3)
+    again = evaluation.hold_out(ratings, seed=3)
+    other = evaluation.hold_out(ratings, seed=4)
+    assert (first.shown + first.hidden != ratings).nnz == 0
+    assert first.shown.multiply(first.hidden).nnz == 0
+    counts, hidden = np.diff(ratings.indptr), np.diff(first.hidden.indptr)
+    assert np.array_equal(hidden, np.maximum(np.rint(0.2 * counts), 1))
+    assert (first.hidden != again.hidden).nnz == 0
+    assert (first.hidden != other.hidden).nnz > 0
+
+
+class InputEcho:
+    """A 'model' that scores each book by its value in the input it was handed, and keeps that input."""
+
+    def __init__(self):
+        self.seen = []
+
+    def scores(self, user_items):
+        self.seen.append(user_items.copy())
+        return user_items.toarray()
+
+
+def leak_case():
+    # 6 users who rated only the last 10 of 30 books, so an honest ranking of unrated
+    # books (all scored 0, ties by column) starts at column 0 and finds nothing.
+    rng = np.random.default_rng(0)
+    dense = np.zeros((6, 30))
+    dense[:, 20:] = rng.integers(1, 6, (6, 10)) / 5
+    return sp.csr_matrix(dense)
+
+
+def test_hidden_ratings_never_reach_the_model():
+    holdout = evaluation.hold_out(leak_case(), seed=0)
+    echo = InputEcho()
+    honest = evaluation.evaluate(echo, holdout, k=5)
+    assert sp.vstack(echo.seen).multiply(holdout.hidden).nnz == 0
+    assert honest["precision"] == 0.0
+
+    # The leak a well-known RBM recommender had: reconstruct from the full ratings, then
+    # score against the hidden ones. The same case must show it, or the test proves nothing.
+    def leaky_evaluate(model, holdout, k):
+        scores = model.scores(holdout.shown + holdout.hidden)
+        return evaluation.ranking_metrics(evaluation.top_k(scores, holdout.shown, k), holdout.hidden, 30)
+
+    assert leaky_evaluate(InputEcho(), holdout, k=5)["precision"] > 0.3
+
+
+def pairs_matrix():
+    """Readers of books {0, 1} and readers of books {2, 3}; book 4 is read by everyone's neighbour."""
+    rows = [[1, 1, 0, 0, 0]] * 20 + [[0, 0, 1, 1, 0]] * 20 + [[1, 1, 0, 0, 1]] * 3
+    return sp.csr_matrix(np.array(rows, dtype=np.float32) * 0.8)
+
+
+@pytest.mark.parametrize(
+    "recommender",
+    [baselines.ItemKNN(neighbours=2), baselines.EASE(l2=1.0), baselines.ALS(factors=4, regularization=0.1, iterations=20)],
+    ids=["item-knn", "ease", "als"],
+)
+def test_baselines_recommend_the_companion_book(recommender):
+    recommender.fit(pairs_matrix())
+    reader_of_0 = sp.csr_matrix(np.array([[0.8, 0, 0, 0, 0]], dtype=np.float32))
+    reader_of_3 = sp.csr_matrix(np.array([[0, 0, 0, 0.6, 0]], dtype=np.float32))
+    assert evaluation.top_k(recommender.scores(reader_of_0), reader_of_0, 1)[0, 0] == 1
+    assert evaluation.top_k(recommender.scores(reader_of_3), reader_of_3, 1)[0, 0] == 2
+
+
+def test_popularity_counts_readers():
+    model = baselines.Popularity().fit(pairs_matrix())
+    assert model.counts.tolist() == [23, 23, 20, 20, 3]
+    assert evaluation.top_k(model.scores(sp.csr_matrix((1, 5))), sp.csr_matrix((1, 5)), 3).tolist() == [[0, 1, 2]]
+
+
+def test_item_knn_cosine_values():
+    model = baselines.ItemKNN(neighbours=10).fit(pairs_matrix())
+    # books 0 and 4: 3 common readers, 23 and 3 readers
+    assert model.similarity[0, 4] == pytest.approx(3 / np.sqrt(23 * 3))
+    assert model.similarity[0, 0] == 0 and model.similarity[0, 2] == 0
+
+
+SMALL_GRIDS = {
+    "popularity": comparison.GRIDS["popularity"],
+    "ease": (baselines.EASE, {"l2": [10.0, 100.0]}),
+}
+
+
+def test_comparison_is_deterministic_and_tunes_on_tuning_users(popular_slice):
+    from bookrbm import train
+
+    rbm = train.train(popular_slice, hidden=8, epochs=1, max_batches=3, progress=False, log=lambda m: None)
+
+    def run():
+        return comparison.compare(popular_slice, {"rbm": rbm}, names=("popularity", "ease"), grids=SMALL_GRIDS,
+                                  progress=False, log=lambda m: None)
+
+    first = run()
+    assert first == run()
+    assert [row["model"] for row in first] == ["popularity", "ease", "rbm"]
+    popularity, ease, _ = first
+    assert ease["settings"]["l2"] in (10.0, 100.0)
+    assert ease["ndcg"] > popularity["ndcg"]  # a real model beats the same list for everyone
+    assert 0 < popularity["ndcg"] < 1 and popularity["coverage"] >= 10 / 400
+
+
+def test_user_sets_are_disjoint_and_cover(sample):
+    fit, tuning, test = evaluation.user_sets(sample)
+    assert not set(fit) & set(tuning) and not set(fit) & set(test) and not set(tuning) & set(test)
+    assert len(fit) + len(tuning) + len(test) == sample.n_users
+    assert set(test) == set(sample.valid_rows)
+    assert len(tuning) == round(0.1 * len(sample.train_rows))
+
+
+def test_cli_prints_table_and_writes_files(sample_file, quick_model_file, tmp_path, capsys):
+    out, plot = tmp_path / "evaluation.csv", tmp_path / "evaluation.png"
+    evaluate_cli.main(["--data", str(sample_file), "--model", f"tiny={quick_model_file}", "--baselines", "popularity",
+                       "--out", str(out), "--plot", str(plot), "--quiet"])
+    printed = capsys.readouterr().out
+    assert "popularity" in printed and "tiny" in printed
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("model,tuning_ndcg,precision,recall,ndcg,ndcg_liked,map,hit_rate,coverage")
+    assert len(lines) == 3
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_rejects_unknown_baseline(sample_file, quick_model_file, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_cli.main(["--data", str(sample_file), "--model", f"x={quick_model_file}", "--baselines", "svd"])
+    assert exit_info.value.code == 2 and "unknown baseline svd" in capsys.readouterr().err
