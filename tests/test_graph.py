@@ -94,3 +94,36 @@ def test_history_has_every_epoch(quick_model):
     assert set(row) == set(train.HISTORY_COLUMNS)
     assert row["epoch"] == 1 and np.isfinite(row["valid_free_energy"])
     assert quick_model.settings["n_valid_users"] == 534
+
+
+def test_momentum_and_weight_decay_match_numpy_over_two_steps(tiny):
+    params, v0, noise = tiny
+    momentum, decay, rate = 0.7, 0.01, 0.3
+    net = RBMGraph(*params, learning_rate=rate, momentum=momentum, weight_decay=decay)
+    try:
+        current = [p.copy() for p in params]
+        velocity = [np.zeros_like(p) for p in params]
+        for _ in range(2):
+            net.train_batch(v0.astype(np.float32), hidden_noise=noise.astype(np.float32))
+            *stepped, _ = reference_cd1(v0, *current, noise, 1.0)  # learning rate 1: the raw gradient
+            gradients = [new - old for new, old in zip(stepped, current)]
+            gradients[0] = gradients[0] - decay * current[0]
+            velocity = [momentum * vel + rate * grad for vel, grad in zip(velocity, gradients)]
+            current = [p + vel for p, vel in zip(current, velocity)]
+        for got, want in zip(net.params(), current):
+            assert np.allclose(got, want, atol=1e-5)
+    finally:
+        net.close()
+
+
+def test_cd_k_and_visible_sampling_train(sample):
+    batch = sample.ratings[sample.train_rows[:100]].toarray()
+    for options in ({"cd_steps": 3}, {"sample_visible": True}):
+        net = RBMGraph(*train.initial_params(sample.n_books, 8, np.random.default_rng(0)), learning_rate=0.6, **options)
+        try:
+            before = net.batch_error(batch)
+            for _ in range(10):
+                net.train_batch(batch)
+            assert net.batch_error(batch) < before / 2, options
+        finally:
+            net.close()

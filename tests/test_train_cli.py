@@ -59,3 +59,61 @@ def test_wrong_data_file_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_rbm.main(["--data", str(tmp_path / "x.npz")])
     assert "cannot be read as a bookrbm-processed-2 file" in capsys.readouterr().err
+
+
+def test_eval_every_adds_tuning_ndcg_and_learning_curve(small_file, tmp_path):
+    out = tmp_path / "rbm.npz"
+    train_rbm.main(["--data", str(small_file), "--out", str(out), "--plots", str(tmp_path), "--epochs", "3",
+                    "--hidden", "8", "--eval-every", "2", "--quiet"])
+    history = model.load(out).history
+    assert history[0]["tuning_ndcg"] is None  # epoch 1: not measured
+    assert 0 < history[1]["tuning_ndcg"] < 1 and 0 < history[2]["tuning_ndcg"] < 1  # epoch 2, and the last
+    assert (tmp_path / "learning_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_early_stopping_keeps_the_best_epoch(small_file):
+    from bookrbm import evaluation, train
+
+    data = interactions.load(small_file)
+    trained = train.train(data, hidden=8, epochs=6, eval_every=1, patience=2, learning_rate=5.0,
+                          progress=False, log=lambda m: None)
+    measured = [row["tuning_ndcg"] for row in trained.history]
+    best = int(np.argmax(measured)) + 1
+    assert trained.settings["best_epoch"] == best
+    # stopped two evaluations after the best, unless the best came too late for that
+    assert len(trained.history) == min(best + 2, 6)
+    # and the weights kept are the best epoch's: their tuning NDCG is the best one
+    _, tuning_rows, _ = evaluation.user_sets(data)
+    tuning = evaluation.hold_out(data.ratings[tuning_rows], seed=evaluation.TUNING_SEED)
+    assert evaluation.evaluate(trained, tuning)["ndcg"] == pytest.approx(max(measured))
+
+
+def test_presets_and_flags(small_file, tmp_path):
+    out = tmp_path / "rbm.npz"
+    train_rbm.main(["--data", str(small_file), "--out", str(out), "--plots", str(tmp_path), "--preset", "writeup",
+                    "--epochs", "1", "--hidden", "4", "--input", "binary", "--quiet"])
+    settings = model.load(out).settings
+    assert settings["learning_rate"] == 0.6 and settings["visible_bias"] == "zero"  # from the preset
+    assert settings["hidden"] == 4 and settings["input"] == "binary"  # from the flags
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--momentum", "1.0", "--momentum must be at least 0 and below 1"),
+    ("--patience", "3", "--patience needs --eval-every"),
+    ("--cd-steps", "0", "--cd-steps must be at least 1"),
+])
+def test_bad_training_settings(small_file, tmp_path, capsys, flag, value, message):
+    with pytest.raises(SystemExit) as exit_info:
+        train_rbm.main(["--data", str(small_file), "--out", str(tmp_path / "m.npz"), flag, value])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_binary_input_model_scores_rated_books_as_read(small_file):
+    from bookrbm import train
+
+    data = interactions.load(small_file)
+    trained = train.train(data, hidden=4, epochs=1, max_batches=1, input="binary", progress=False, log=lambda m: None)
+    rows = data.ratings[:3]
+    visible = trained.visible(rows)
+    assert set(visible.data) == {1.0} and visible.nnz == rows.nnz
+    assert np.allclose(trained.scores(rows), trained.scores(visible))
