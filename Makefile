@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 USER_ID ?= 13
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test evaluation clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,13 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The README's quality table: both presets and every tuned baseline on the bundled sample.
+evaluation: setup
+	$(PY) preprocess.py
+	$(PY) train_rbm.py --preset writeup --out models/rbm-writeup.npz --plots plots/writeup --quiet
+	$(PY) train_rbm.py --quiet
+	$(PY) evaluate.py --model writeup=models/rbm-writeup.npz --model rbm=models/rbm.npz
 
 clean:
 	rm -rf data/processed models results

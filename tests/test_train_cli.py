@@ -48,7 +48,7 @@ def test_failed_model_write_keeps_the_previous_model(quick_model, tmp_path, monk
 
 def test_bad_settings_are_one_line_errors(small_file, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        train_rbm.main(["--data", str(small_file), "--out", str(tmp_path / "m.npz"), "--hidden", "0"])
+        train_rbm.main(["--data", str(small_file), "--out", str(tmp_path / "m.npz"), "--plots", str(tmp_path), "--hidden", "0"])
     assert exit_info.value.code == 2
     assert "--hidden must be at least 1" in capsys.readouterr().err
     assert not (tmp_path / "m.npz").exists()
@@ -97,14 +97,14 @@ def test_presets_and_flags(small_file, tmp_path):
     assert settings["hidden"] == 4 and settings["input"] == "binary"  # from the flags
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--momentum", "1.0", "--momentum must be at least 0 and below 1"),
-    ("--patience", "3", "--patience needs --eval-every"),
-    ("--cd-steps", "0", "--cd-steps must be at least 1"),
+@pytest.mark.parametrize("flags, message", [
+    (["--momentum", "1.0"], "--momentum must be at least 0 and below 1"),
+    (["--patience", "3", "--eval-every", "0"], "--patience needs --eval-every"),
+    (["--cd-steps", "0"], "--cd-steps must be at least 1"),
 ])
-def test_bad_training_settings(small_file, tmp_path, capsys, flag, value, message):
+def test_bad_training_settings(small_file, tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:
-        train_rbm.main(["--data", str(small_file), "--out", str(tmp_path / "m.npz"), flag, value])
+        train_rbm.main(["--data", str(small_file), "--out", str(tmp_path / "m.npz"), "--plots", str(tmp_path), *flags])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
