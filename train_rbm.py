@@ -17,6 +17,7 @@ OPTIONS = [
     ("--momentum", float, "momentum of the updates, 0 for none"),
     ("--weight-decay", float, "L2 penalty on the weights"),
     ("--cd-steps", int, "Gibbs steps per update: the k of CD-k"),
+    ("--hidden-keep", float, "chance that a hidden unit takes part in an update: below 1 is a dropout RBM"),
     ("--eval-every", int, "measure NDCG@10 of the tuning users every N epochs (0: never)"),
     ("--patience", int, "stop after N evaluations without a better tuning NDCG and keep the best weights (0: never)"),
 ]

@@ -43,6 +43,7 @@ class RBMGraph:
         weight_decay=0.0,
         cd_steps=1,
         sample_visible=False,
+        hidden_keep=1.0,
     ):
         n_visible, n_hidden = weights.shape
         self.graph = tf.Graph()
@@ -60,6 +61,10 @@ class RBMGraph:
             )
             v0 = self.visible
             h0_mean = self._mean_hiddens(v0)
+            if hidden_keep < 1.0:
+                # dropout RBM (Srivastava et al. 2014): each example trains a random sub-RBM
+                keep = tf.cast(tf.random.uniform([batch, n_hidden], seed=seed + 7) < hidden_keep, tf.float32)
+                h0_mean = h0_mean * keep
             h_mean, noise = h0_mean, self.hidden_noise
             for step in range(cd_steps):
                 h_sample = tf.cast(noise < h_mean, tf.float32)
@@ -69,6 +74,8 @@ class RBMGraph:
                 if sample_visible:
                     v_model = tf.cast(tf.random.uniform(tf.shape(v_model), seed=seed + 1 + step) < v_model, tf.float32)
                 h_mean = self._mean_hiddens(v_model)
+                if hidden_keep < 1.0:
+                    h_mean = h_mean * keep
                 noise = tf.random.uniform([batch, n_hidden], seed=seed + 1000 + step)
 
             size = tf.cast(batch, tf.float32)
@@ -93,7 +100,7 @@ class RBMGraph:
                         step = velocity.assign(momentum * velocity + learning_rate * gradient)
                         updates.append(param.assign_add(step))
             self.train_step = tf.group(*updates, name="cd_update")
-            self.scores = self._mean_visibles(h0_mean)
+            self.scores = self._mean_visibles(hidden_keep * self._mean_hiddens(v0))
             self.init = tf1.global_variables_initializer()
         self.session = tf1.Session(graph=self.graph)
         self.session.run(self.init)

@@ -34,9 +34,13 @@ def mean_visibles(h, weights, visible_bias):
     return sigmoid(h @ weights.T + visible_bias)
 
 
-def reconstruct(v, weights, visible_bias, hidden_bias):
-    """Mean-field reconstruction v → p(h|v) → p(v|h): the recommendation score of every book."""
-    return mean_visibles(mean_hiddens(v, weights, hidden_bias), weights, visible_bias)
+def reconstruct(v, weights, visible_bias, hidden_bias, hidden_keep=1.0):
+    """Mean-field reconstruction v → p(h|v) → p(v|h): the recommendation score of every book.
+
+    hidden_keep : for a model trained with hidden dropout, each hidden unit was present
+        with this probability, so its expected top-down input is scaled by it.
+    """
+    return mean_visibles(hidden_keep * mean_hiddens(v, weights, hidden_bias), weights, visible_bias)
 
 
 def free_energy(v, weights, visible_bias, hidden_bias):

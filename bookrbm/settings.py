@@ -12,6 +12,7 @@ WRITEUP = {
     "weight_decay": 0.0,
     "cd_steps": 1,
     "sample_visible": False,
+    "hidden_keep": 1.0,
     "input": "rating",
     "visible_bias": "zero",
     "eval_every": 0,

@@ -47,6 +47,8 @@ def check_settings(settings):
         raise InputError(f"--learning-rate must be above 0, not {settings['learning_rate']}")
     if not 0 <= settings["momentum"] < 1:
         raise InputError(f"--momentum must be at least 0 and below 1, not {settings['momentum']}")
+    if not 0 < settings["hidden_keep"] <= 1:
+        raise InputError(f"--hidden-keep must be above 0 and at most 1, not {settings['hidden_keep']}")
     for name in ("weight_decay", "eval_every", "patience"):
         if settings[name] < 0:
             raise InputError(f"--{name.replace('_', '-')} must not be negative, not {settings[name]}")
@@ -89,6 +91,7 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
         weight_decay=settings["weight_decay"],
         cd_steps=settings["cd_steps"],
         sample_visible=settings["sample_visible"],
+        hidden_keep=settings["hidden_keep"],
     )
     snapshot = lambda params: Model(*params, data.book_ids, dict(settings, seed=seed))  # noqa: E731
     history, best, best_ndcg, since_best = [], None, -np.inf, 0

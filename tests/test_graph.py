@@ -127,3 +127,18 @@ def test_cd_k_and_visible_sampling_train(sample):
             assert net.batch_error(batch) < before / 2, options
         finally:
             net.close()
+
+
+def test_dropout_rbm_reconstruction_matches_numpy(tiny):
+    params, v0, _ = tiny
+    net = RBMGraph(*params, learning_rate=0.3, hidden_keep=0.5)
+    try:
+        expected = rbm.reconstruct(v0, *params, hidden_keep=0.5)
+        assert np.allclose(net.reconstruct(v0), expected, atol=1e-6)
+        assert not np.allclose(expected, rbm.reconstruct(v0, *params), atol=1e-3)
+        before = net.params()[0].copy()
+        net.train_batch(v0.astype(np.float32))
+        moved = np.abs(net.params()[0] - before).sum(axis=0)
+        assert (moved > 0).any()
+    finally:
+        net.close()

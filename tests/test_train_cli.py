@@ -117,3 +117,9 @@ def test_binary_input_model_scores_rated_books_as_read(small_file):
     visible = trained.visible(rows)
     assert set(visible.data) == {1.0} and visible.nnz == rows.nnz
     assert np.allclose(trained.scores(rows), trained.scores(visible))
+
+
+def test_hidden_keep_is_checked(small_file, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_rbm.main(["--data", str(small_file), "--out", str(tmp_path / "m.npz"), "--hidden-keep", "0"])
+    assert "--hidden-keep must be above 0" in capsys.readouterr().err
