@@ -18,6 +18,7 @@ OPTIONS = [
     ("--weight-decay", float, "L2 penalty on the weights"),
     ("--cd-steps", int, "Gibbs steps per update: the k of CD-k"),
     ("--hidden-keep", float, "chance that a hidden unit takes part in an update: below 1 is a dropout RBM"),
+    ("--average", float, "keep this share of the running average of the weights each epoch (0: no averaging)"),
     ("--eval-every", int, "measure NDCG@10 of the tuning users every N epochs (0: never)"),
     ("--patience", int, "stop after N evaluations without a better tuning NDCG and keep the best weights (0: never)"),
 ]

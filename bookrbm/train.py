@@ -47,6 +47,8 @@ def check_settings(settings):
         raise InputError(f"--learning-rate must be above 0, not {settings['learning_rate']}")
     if not 0 <= settings["momentum"] < 1:
         raise InputError(f"--momentum must be at least 0 and below 1, not {settings['momentum']}")
+    if not 0 <= settings["average"] < 1:
+        raise InputError(f"--average must be at least 0 and below 1, not {settings['average']}")
     if not 0 < settings["hidden_keep"] <= 1:
         raise InputError(f"--hidden-keep must be above 0 and at most 1, not {settings['hidden_keep']}")
     for name in ("weight_decay", "eval_every", "patience"):
@@ -94,7 +96,7 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
         hidden_keep=settings["hidden_keep"],
     )
     snapshot = lambda params: Model(*params, data.book_ids, dict(settings, seed=seed))  # noqa: E731
-    history, best, best_ndcg, since_best = [], None, -np.inf, 0
+    history, best, best_ndcg, since_best, averaged, params = [], None, -np.inf, 0, None, None
     epochs = settings["epochs"]
     try:
         for epoch in range(1, epochs + 1):
@@ -106,6 +108,13 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
                     errors.append(net.train_batch(fit[order[batch]].toarray()))
                     bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
             params = net.params()
+            if settings["average"]:
+                # Polyak-style averaging across epochs smooths out the noise of the last steps;
+                # the averaged weights are the ones measured, kept and saved.
+                averaged = params if averaged is None else [
+                    settings["average"] * old + (1 - settings["average"]) * new for old, new in zip(averaged, params)
+                ]
+                params = averaged
             valid_errors = [net.batch_error(valid[b].toarray()) for b in _batches(valid.shape[0], settings["batch_size"])]
             row = {
                 "epoch": epoch,
@@ -134,7 +143,7 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
                 log(f"stopping: no better tuning NDCG@10 for {since_best} evaluations")
                 break
     finally:
-        final = net.params()
+        final = params if params is not None else net.params()
         net.close()
     kept, best_epoch = (best if settings["patience"] and best else (final, history[-1]["epoch"]))
     model = snapshot(kept)

@@ -53,7 +53,8 @@ def test_user_id_maps_to_that_users_ratings(sample, quick_model, sample_csv):
     got = dict(zip(sample.book_ids[found.read_columns], found.read_ratings))
     assert got == dict(zip(theirs.book_id, theirs.rating))
     visible = quick_model.visible(sample.ratings[1234])
-    assert np.allclose(found.scores, rbm.reconstruct(visible, *quick_model.params)[0])
+    keep = quick_model.settings["hidden_keep"]
+    assert np.allclose(found.scores, rbm.reconstruct(visible, *quick_model.params, hidden_keep=keep)[0])
 
 
 def test_validation_users_are_folded_in(sample, quick_model):

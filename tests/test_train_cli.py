@@ -123,3 +123,15 @@ def test_hidden_keep_is_checked(small_file, tmp_path, capsys):
     with pytest.raises(SystemExit):
         train_rbm.main(["--data", str(small_file), "--out", str(tmp_path / "m.npz"), "--hidden-keep", "0"])
     assert "--hidden-keep must be above 0" in capsys.readouterr().err
+
+
+def test_average_keeps_a_running_mean_of_the_epochs_weights(small_file):
+    from bookrbm import train
+
+    data = interactions.load(small_file)
+    common = dict(hidden=4, max_batches=2, eval_every=0, patience=0, progress=False, log=lambda m: None)
+    one = train.train(data, epochs=1, average=0.0, **common)
+    two = train.train(data, epochs=2, average=0.0, **common)
+    averaged = train.train(data, epochs=2, average=0.75, **common)
+    assert np.allclose(averaged.weights, 0.75 * one.weights + 0.25 * two.weights, atol=1e-7)
+    assert not np.allclose(averaged.weights, two.weights)
