@@ -38,6 +38,11 @@ SEARCH = [
     {**BINARY, "hidden": 1024, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.0003, "hidden_keep": 0.3, "patience": 2},
     {**BINARY, "hidden": 1024, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0003, "hidden_keep": 0.5, "patience": 2},
     {**BINARY, "hidden": 2048, "learning_rate": 0.05, "momentum": 0.9, "weight_decay": 0.0003, "hidden_keep": 0.5, "epochs": 45, "patience": 2},
+    {**BINARY, "hidden": 1024, "learning_rate": 0.2, "momentum": 0.9, "weight_decay": 0.0003, "hidden_keep": 0.5, "patience": 2},
+    {**BINARY, "hidden": 1024, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.00003, "hidden_keep": 0.5, "patience": 2},
+    {**BINARY, "hidden": 1024, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0003, "hidden_keep": 0.5, "batch_size": 50, "patience": 2},
+    # the default: the best of the above, with the weights averaged across epochs
+    {**BINARY, "hidden": 1024, "learning_rate": 0.1, "momentum": 0.9, "weight_decay": 0.0003, "hidden_keep": 0.5, "average": 0.7, "patience": 2},
 ]
 
 

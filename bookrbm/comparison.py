@@ -9,8 +9,8 @@ from . import baselines, evaluation
 # Each baseline's knobs, searched on the tuning users as the RBM's were.
 GRIDS = {
     "popularity": (baselines.Popularity, {}),
-    "item-knn": (baselines.ItemKNN, {"neighbours": [5, 10, 25, 50, 100]}),
-    "als": (baselines.ALS, {"factors": [256, 512, 1024], "regularization": [0.1, 1.0, 10.0], "alpha": [1.0, 5.0]}),
+    "item-knn": (baselines.ItemKNN, {"neighbours": [2, 3, 5, 10, 25, 50]}),
+    "als": (baselines.ALS, {"factors": [512, 1024], "regularization": [1.0, 10.0, 30.0], "alpha": [1.0, 5.0, 10.0]}),
     "ease": (baselines.EASE, {"l2": [10.0, 25.0, 50.0, 100.0, 200.0]}),
 }
 
