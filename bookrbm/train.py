@@ -1,6 +1,5 @@
 """Train the RBM by contrastive divergence on the fit users, tracking free energy,
 reconstruction error and (optionally) NDCG@10 of the tuning users."""
-import copy
 import csv
 import os
 
@@ -95,7 +94,10 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
         sample_visible=settings["sample_visible"],
         hidden_keep=settings["hidden_keep"],
     )
-    snapshot = lambda params: Model(*params, data.book_ids, dict(settings, seed=seed))  # noqa: E731
+
+    def snapshot(params):
+        return Model(*params, data.book_ids, dict(settings, seed=seed))
+
     history, best, best_ndcg, since_best, averaged, params = [], None, -np.inf, 0, None, None
     epochs = settings["epochs"]
     try:
@@ -134,7 +136,8 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
                 row["tuning_ndcg"] = evaluation.evaluate(snapshot(params), tuning)["ndcg"]
                 line += f"  tuning NDCG@10 {row['tuning_ndcg']:.4f}"
                 if row["tuning_ndcg"] > best_ndcg:
-                    best, best_ndcg, since_best = (copy.deepcopy(params), epoch), row["tuning_ndcg"], 0
+                    # safe to keep without a copy: every epoch makes new arrays
+                    best, best_ndcg, since_best = (params, epoch), row["tuning_ndcg"], 0
                 else:
                     since_best += 1
             history.append(row)
@@ -143,9 +146,8 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
                 log(f"stopping: no better tuning NDCG@10 for {since_best} evaluations")
                 break
     finally:
-        final = params if params is not None else net.params()
         net.close()
-    kept, best_epoch = (best if settings["patience"] and best else (final, history[-1]["epoch"]))
+    kept, best_epoch = best if settings["patience"] and best else (params, history[-1]["epoch"])
     model = snapshot(kept)
     model.settings.update(
         best_epoch=best_epoch,
