@@ -3,13 +3,14 @@
 reader's ratings, rank every other book from the remaining 80%, and score the top k.
 Baselines (popularity, item-kNN, ALS, EASE) are tuned on the tuning users and scored the same way."""
 import argparse
-import csv
 import json
 import os
 
 from bookrbm import interactions, model, paths
+from bookrbm.atomic import write_csv
 from bookrbm.errors import InputError, cli
 from bookrbm.evaluation import METRICS
+from bookrbm.recommend import check_compatible
 
 
 def parse_args(argv):
@@ -53,13 +54,8 @@ def format_table(rows, k):
 
 
 def write_rows(path, rows):
-    from bookrbm.atomic import atomic_write
-
-    with atomic_write(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["model", "tuning_ndcg", *METRICS, "settings"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({**row, "settings": json.dumps(row["settings"], sort_keys=True)})
+    rows = [{**row, "settings": json.dumps(row["settings"], sort_keys=True)} for row in rows]
+    write_csv(path, rows, ["model", "tuning_ndcg", *METRICS, "settings"])
 
 
 @cli
@@ -77,8 +73,6 @@ def main(argv=None):
     data = interactions.load(args.data)
     models = rbm_models(args.model)
     for trained in models.values():
-        from bookrbm.recommend import check_compatible
-
         check_compatible(trained, data)
     rows = comparison.compare(data, models, k=args.k, seed=args.seed, names=names, progress=not args.quiet)
     print(format_table(rows, args.k))

@@ -5,6 +5,7 @@ import os
 
 from bookrbm import interactions, model, paths
 from bookrbm import recommend as recommender
+from bookrbm.atomic import write_csv
 from bookrbm.errors import cli
 
 
@@ -42,8 +43,8 @@ def main(argv=None):
     recommended = recommender.recommendation_rows(found, data)
     read_path = os.path.join(args.results, "read_books.csv")
     recs_path = os.path.join(args.results, "recommendations.csv")
-    recommender.write_csv(read_path, read, ["book_id", "title", "authors", "rating", "score"])
-    recommender.write_csv(recs_path, recommended, ["book_id", "title", "authors", "score"])
+    write_csv(read_path, read, ["book_id", "title", "authors", "rating", "score"])
+    write_csv(recs_path, recommended, ["book_id", "title", "authors", "score"])
 
     split = "validation" if data.valid[data.row_of(args.user)] else "training"
     where = "their to-read list" if args.source == "to_read" else "all books they have not rated"

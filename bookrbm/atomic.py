@@ -1,5 +1,6 @@
 """Atomic file writes: a reader sees the old file or the new one, never half of one."""
 import contextlib
+import csv
 import os
 import tempfile
 
@@ -31,3 +32,11 @@ def atomic_write(path, mode="wb", **open_kwargs):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def write_csv(path, rows, columns):
+    """Write ``rows`` (dicts) as a UTF-8 CSV with a header of ``columns``; other keys are left out."""
+    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)

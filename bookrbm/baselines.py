@@ -6,15 +6,9 @@ the ones given to ``fit``: every model folds a new reader in from their row alon
 """
 import numpy as np
 import scipy.linalg
-import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-
-def binary(user_items):
-    """1 where a book was rated, whatever the rating."""
-    out = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-    out.data[:] = 1.0
-    return out
+from .interactions import binary
 
 
 class Popularity:

@@ -41,7 +41,7 @@ def compare(data, rbm_models, k=10, seed=0, names=tuple(GRIDS), grids=GRIDS, pro
     """
     fit_rows, tuning_rows, test_rows = evaluation.user_sets(data)
     fit_matrix = data.ratings[fit_rows]
-    tuning = evaluation.hold_out(data.ratings[tuning_rows], seed=evaluation.TUNING_SEED)
+    tuning = evaluation.tuning_holdout(data, tuning_rows)
     test = evaluation.hold_out(data.ratings[test_rows], seed=seed)
     rows = []
     for name in names:

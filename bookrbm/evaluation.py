@@ -14,6 +14,8 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
+from .interactions import split_size
+
 METRICS = ("precision", "recall", "ndcg", "ndcg_liked", "map", "hit_rate", "coverage")
 LIKED = 4  # a hidden rating of at least this counts as relevant for ndcg_liked
 TUNING_FRACTION = 0.1
@@ -24,12 +26,15 @@ def user_sets(data, tuning_fraction=TUNING_FRACTION):
     """(fit_rows, tuning_rows, test_rows): disjoint row indices of ``data``'s users."""
     train_rows = data.train_rows
     rng = np.random.default_rng(TUNING_SEED)
-    n_tuning = int(round(tuning_fraction * len(train_rows)))
-    if tuning_fraction > 0 and len(train_rows) >= 2:
-        n_tuning = min(max(n_tuning, 1), len(train_rows) - 1)
+    n_tuning = split_size(len(train_rows), tuning_fraction)
     tuning = np.sort(rng.choice(train_rows, size=n_tuning, replace=False))
     fit = np.setdiff1d(train_rows, tuning)
     return fit, tuning, data.valid_rows
+
+
+def tuning_holdout(data, tuning_rows):
+    """The tuning users' hold-out: the same hidden 20% for every model and every epoch."""
+    return hold_out(data.ratings[tuning_rows], seed=TUNING_SEED)
 
 
 @dataclasses.dataclass

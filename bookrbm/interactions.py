@@ -64,6 +64,22 @@ class Interactions:
         return np.searchsorted(self.book_ids, book_ids)
 
 
+def binary(user_items):
+    """A CSR copy with 1 where a book was rated, whatever the rating."""
+    out = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
+    out.data[:] = 1.0
+    return out
+
+
+def split_size(n, fraction):
+    """How many of ``n`` users a ``fraction`` holds out: rounded, and at least one on each side
+    whenever ``fraction`` > 0 and there are two users to split."""
+    size = int(round(fraction * n))
+    if fraction > 0 and n >= 2:
+        size = min(max(size, 1), n - 1)
+    return size
+
+
 def _csr_arrays(prefix, matrix):
     return {
         f"{prefix}_data": matrix.data,

@@ -5,9 +5,9 @@ Loading needs only NumPy, so recommend.py never imports TensorFlow.
 import dataclasses
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import npzfile, rbm
+from .interactions import binary
 
 FORMAT = "bookrbm-model-2"
 ARRAYS = ("weights", "visible_bias", "hidden_bias", "book_ids")
@@ -43,10 +43,8 @@ class Model:
 
 
 def to_visible(user_items, kind):
-    if kind == "binary":
-        user_items = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-        user_items.data[:] = 1.0
-    return user_items
+    """Rows of rating / 5 as the visible layer of a model trained on ``kind`` input."""
+    return binary(user_items) if kind == "binary" else user_items
 
 
 def save(path, model):

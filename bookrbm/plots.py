@@ -7,6 +7,12 @@ import matplotlib.pyplot as plt  # noqa: E402
 from .atomic import atomic_write  # noqa: E402
 
 
+def _save(figure, path):
+    with atomic_write(path) as handle:
+        figure.savefig(handle, format="png", dpi=110)
+    plt.close(figure)
+
+
 def plot_curves(history, series, ylabel, title, path, log_scale=False):
     """One line per ``(history key, label)`` in ``series``, against the epoch."""
     figure, axes = plt.subplots(figsize=(7, 4.5))
@@ -21,9 +27,7 @@ def plot_curves(history, series, ylabel, title, path, log_scale=False):
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    with atomic_write(path) as handle:
-        figure.savefig(handle, format="png", dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def plot_learning_curve(history, path):
@@ -45,9 +49,7 @@ def plot_learning_curve(history, path):
     bottom.grid(alpha=0.3)
     figure.suptitle("Learning curve: free energy and the metric that matters")
     figure.tight_layout()
-    with atomic_write(path) as handle:
-        figure.savefig(handle, format="png", dpi=110)
-    plt.close(figure)
+    _save(figure, path)
 
 
 def plot_comparison(rows, metrics, path, title):
@@ -64,6 +66,4 @@ def plot_comparison(rows, metrics, path, title):
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize="small", ncol=min(len(rows), 3))
     figure.tight_layout()
-    with atomic_write(path) as handle:
-        figure.savefig(handle, format="png", dpi=110)
-    plt.close(figure)
+    _save(figure, path)

@@ -7,7 +7,7 @@ import scipy.sparse as sp
 
 from . import goodbooks
 from .errors import InputError
-from .interactions import Interactions
+from .interactions import Interactions, split_size
 from .paths import BUNDLED_DATA
 
 
@@ -29,9 +29,7 @@ def split_users(n_users, valid_fraction, rng):
     """Boolean mask of validation users: a seeded ``valid_fraction`` of all users."""
     if not 0 <= valid_fraction < 1:
         raise InputError(f"--valid-fraction must be at least 0 and below 1, not {valid_fraction}")
-    n_valid = int(round(valid_fraction * n_users))
-    if valid_fraction > 0 and n_users >= 2:
-        n_valid = min(max(n_valid, 1), n_users - 1)
+    n_valid = split_size(n_users, valid_fraction)
     valid = np.zeros(n_users, dtype=bool)
     valid[rng.permutation(n_users)[:n_valid]] = True
     return valid

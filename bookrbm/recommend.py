@@ -1,11 +1,9 @@
 """Rank books for one reader by the RBM's reconstruction of their ratings (NumPy only)."""
-import csv
 import dataclasses
 import unicodedata
 
 import numpy as np
 
-from .atomic import atomic_write
 from .errors import InputError
 
 SOURCES = ("to_read", "all")
@@ -114,13 +112,6 @@ def recommendation_rows(found, data):
         }
         for rank, c in enumerate(found.columns, start=1)
     ]
-
-
-def write_csv(path, rows, columns):
-    with atomic_write(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _width(char):

@@ -1,13 +1,12 @@
 """Train the RBM by contrastive divergence on the fit users, tracking free energy,
 reconstruction error and (optionally) NDCG@10 of the tuning users."""
-import csv
 import os
 
 import numpy as np
 from tqdm import tqdm
 
 from . import evaluation, rbm
-from .atomic import atomic_write
+from .atomic import write_csv
 from .errors import InputError
 from .graph import RBMGraph
 from .model import Model, to_visible
@@ -80,7 +79,7 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
     valid = to_visible(data.ratings[data.valid_rows], settings["input"])
     if fit.shape[0] == 0:
         raise InputError("no training users in the processed data")
-    tuning = evaluation.hold_out(data.ratings[tuning_rows], seed=evaluation.TUNING_SEED)
+    tuning = evaluation.tuning_holdout(data, tuning_rows)
 
     rng = np.random.default_rng(seed)
     bias = logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
@@ -160,10 +159,7 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
 
 
 def write_history(path, history):
-    with atomic_write(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
-        writer.writeheader()
-        writer.writerows(history)
+    write_csv(path, history, HISTORY_COLUMNS)
 
 
 def write_plots(history, plots_dir):

@@ -84,7 +84,7 @@ def test_early_stopping_keeps_the_best_epoch(small_file):
     assert len(trained.history) == min(best + 2, 6)
     # and the weights kept are the best epoch's: their tuning NDCG is the best one
     _, tuning_rows, _ = evaluation.user_sets(data)
-    tuning = evaluation.hold_out(data.ratings[tuning_rows], seed=evaluation.TUNING_SEED)
+    tuning = evaluation.tuning_holdout(data, tuning_rows)
     assert evaluation.evaluate(trained, tuning)["ndcg"] == pytest.approx(max(measured))
 
 
