@@ -11,13 +11,13 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
         "--data-dir",
-        help="folder with books.csv, ratings.csv and to_read.csv (goodbooks format); "
+        help="folder with books.csv, ratings.csv, to_read.csv, book_tags.csv and tags.csv (goodbooks format); "
         "default: the bundled sample in data/, or data/full/ with --download",
     )
     parser.add_argument(
         "--download",
         action="store_true",
-        help="first fetch the full upstream ratings.csv, to_read.csv and books.csv into "
+        help="first fetch the full upstream ratings.csv, to_read.csv, books.csv, book_tags.csv and tags.csv into "
         "--data-dir (default data/full/), verifying each against its git blob id",
     )
     parser.add_argument(

@@ -15,6 +15,8 @@ BLOB_IDS = {
     "ratings.csv": "0d245a10acfe3c89b2e4004cdbc805b99771ac5d",
     "to_read.csv": "bd19bb1ed6b9fb20f15c42e0af23e413aeaf1c04",
     "books.csv": "d694afdf5f555b51c1128c6ff562b6e54a7f75e3",
+    "book_tags.csv": "f82218f199850f533568eaf22529b5df1c545412",
+    "tags.csv": "65b5424eeec23554e9b034933e438cd12017a985",
 }
 
 CHUNK = 1 << 20

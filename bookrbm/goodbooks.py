@@ -13,6 +13,10 @@ from .errors import InputError
 BOOK_COLUMNS = ("book_id", "title", "authors")
 RATING_COLUMNS = ("user_id", "book_id", "rating")
 TO_READ_COLUMNS = ("user_id", "book_id")
+BOOK_ID_COLUMNS = ("goodreads_book_id", "best_book_id", "work_id")  # optional; -1 where absent
+BOOK_TEXT_COLUMNS = ("isbn", "isbn13", "image_url")  # optional; "" where absent
+BOOK_TAG_COLUMNS = ("goodreads_book_id", "tag_id", "count")
+TAG_COLUMNS = ("tag_id", "tag_name")
 
 
 def _line(position):
@@ -40,8 +44,11 @@ def _read_header(path):
     return [str(name).strip() for name in header.columns]
 
 
-def read_table(path, required, optional=()):
-    """Read the ``required`` (and any present ``optional``) columns of a CSV file by name."""
+def read_table(path, required, optional=(), text=()):
+    """Read the ``required`` (and any present ``optional``) columns of a CSV file by name.
+
+    text : columns kept as the strings they are (an ISBN is not a number).
+    """
     path = os.fspath(path)
     header = _read_header(path)
     missing = [name for name in required if name not in header]
@@ -55,6 +62,7 @@ def read_table(path, required, optional=()):
         table = pd.read_csv(
             path,
             usecols=lambda name: str(name).strip() in wanted,
+            dtype={name: str for name in header if name in text},
             keep_default_na=False,
             na_values=[""],
         )
@@ -92,9 +100,13 @@ def _first_bad(bad, values, path, column, why):
 def read_books(path):
     """books.csv as a DataFrame sorted by book_id, with ``title`` never empty.
 
-    ``display_title`` is ``original_title`` where present, else ``title``.
+    ``title`` is ``original_title`` where present, else ``title``; ``edition_title`` is the
+    file's own ``title`` (it names the series, "(The Hunger Games, #1)").
+    The matching keys of ``BOOK_ID_COLUMNS`` and ``BOOK_TEXT_COLUMNS`` are kept as they are
+    when the file has them.
     """
-    table = read_table(path, BOOK_COLUMNS, optional=("original_title",))
+    optional = ("original_title",) + BOOK_ID_COLUMNS + BOOK_TEXT_COLUMNS
+    table = read_table(path, BOOK_COLUMNS, optional=optional, text=BOOK_TEXT_COLUMNS)
     book_ids = integer_column(table, "book_id", path)
     seen = pd.Index(book_ids).duplicated()
     if seen.any():
@@ -110,8 +122,13 @@ def read_books(path):
             "book_id": book_ids,
             "title": display.to_numpy(dtype=str),
             "authors": table["authors"].fillna("").astype(str).to_numpy(dtype=str),
+            "edition_title": titles.to_numpy(dtype=str),
         }
     )
+    for column in BOOK_ID_COLUMNS:
+        books[column] = integer_column(table, column, path) if column in table else -1
+    for column in BOOK_TEXT_COLUMNS:
+        books[column] = table[column].fillna("").astype(str).str.strip().to_numpy(dtype=str) if column in table else ""
     return books.sort_values("book_id", kind="stable").reset_index(drop=True)
 
 
@@ -141,3 +158,23 @@ def read_to_read(path, known_book_ids):
     books = integer_column(table, "book_id", path)
     _check_known_books(books, known_book_ids, path)
     return users, books
+
+
+def read_shelves(book_tags_path, tags_path):
+    """book_tags.csv joined to tags.csv: a DataFrame of goodreads_book_id, tag_name, count."""
+    tags = read_table(tags_path, TAG_COLUMNS)
+    tag_ids = integer_column(tags, "tag_id", tags_path)
+    table = read_table(book_tags_path, BOOK_TAG_COLUMNS)
+    shelf_tags = integer_column(table, "tag_id", book_tags_path)
+    unknown = ~np.isin(shelf_tags, tag_ids)
+    if unknown.any():
+        _first_bad(unknown, shelf_tags, book_tags_path, "tag_id", f"is not in {tags_path}")
+    names = pd.Series(tags["tag_name"].fillna("").astype(str).to_numpy(), index=tag_ids)
+    names = names[~names.index.duplicated(keep="last")]
+    return pd.DataFrame(
+        {
+            "goodreads_book_id": integer_column(table, "goodreads_book_id", book_tags_path),
+            "tag_name": names.reindex(shelf_tags).to_numpy(),
+            "count": integer_column(table, "count", book_tags_path),
+        }
+    )

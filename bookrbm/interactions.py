@@ -8,9 +8,10 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
+from . import catalogue as catalogues
 from . import npzfile
 
-FORMAT = "bookrbm-processed-2"
+FORMAT = "bookrbm-processed-3"
 ARRAYS = ("user_ids", "book_ids", "valid")
 
 
@@ -25,6 +26,7 @@ class Interactions:
     titles, authors : str (n_books,), for display.
     valid : bool (n_users,), True for users of the validation split.
     info : dict, how the file was made (seed, source, counts).
+    catalogue : ``Catalogue``, Goodreads ids, ISBNs, covers and genres of the books.
     """
 
     ratings: sp.csr_matrix
@@ -35,6 +37,7 @@ class Interactions:
     authors: np.ndarray
     valid: np.ndarray
     info: dict = dataclasses.field(default_factory=dict)
+    catalogue: catalogues.Catalogue = None
 
     @property
     def n_users(self):
@@ -101,7 +104,8 @@ def save(path, data):
     arrays = {name: getattr(data, name) for name in ARRAYS}
     arrays.update(_csr_arrays("ratings", data.ratings))
     arrays.update(_csr_arrays("to_read", data.to_read))
-    books = {"titles": data.titles.tolist(), "authors": data.authors.tolist()}
+    arrays.update({f"book_{name}": a for name, a in data.catalogue.arrays().items()})
+    books = {"titles": data.titles.tolist(), "authors": data.authors.tolist(), **data.catalogue.meta()}
     npzfile.write(path, FORMAT, arrays, meta={"info": data.info, "books": books})
 
 
@@ -114,5 +118,8 @@ def load(path):
         titles=np.array(arrays["books"]["titles"], dtype=str),
         authors=np.array(arrays["books"]["authors"], dtype=str),
         info=arrays["info"],
+        catalogue=catalogues.load(
+            {name: arrays[f"book_{name}"] for name in catalogues.ID_ARRAYS}, arrays["books"]
+        ),
         **{name: arrays[name] for name in ARRAYS},
     )

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from . import goodbooks
+from . import catalogue, goodbooks
 from .errors import InputError
 from .interactions import Interactions, split_size
 from .paths import BUNDLED_DATA
@@ -36,7 +36,8 @@ def split_users(n_users, valid_fraction, rng):
 
 
 def build(data_dir=BUNDLED_DATA, *, max_users=None, rows=None, valid_fraction=0.2, seed=0, log=print):
-    """Read ``books.csv``, ``ratings.csv`` and (if present) ``to_read.csv`` from ``data_dir``.
+    """Read ``books.csv``, ``ratings.csv`` and (if present) ``to_read.csv``, ``book_tags.csv`` and
+    ``tags.csv`` from ``data_dir``.
 
     rows : keep only the first ``rows`` ratings after a stable sort by user_id (the write-up's
         option); applied before ``max_users``.
@@ -90,6 +91,14 @@ def build(data_dir=BUNDLED_DATA, *, max_users=None, rows=None, valid_fraction=0.
         log(f"{to_read_path}: not found; to-read lists are empty (recommend.py --from all still works)")
         to_read = sp.csr_matrix((len(user_ids), len(book_ids)), dtype=np.int8)
 
+    shelves = None
+    tag_paths = [os.path.join(data_dir, name) for name in ("book_tags.csv", "tags.csv")]
+    if all(map(os.path.exists, tag_paths)):
+        shelves = goodbooks.read_shelves(*tag_paths)
+    else:
+        log(f"{data_dir}: no book_tags.csv and tags.csv; books have no genres")
+
+    book_catalogue = catalogue.from_books(books, shelves)
     valid = split_users(len(user_ids), valid_fraction, rng)
     info = {
         "source": os.path.abspath(data_dir),
@@ -103,6 +112,7 @@ def build(data_dir=BUNDLED_DATA, *, max_users=None, rows=None, valid_fraction=0.
         "n_books": int(len(book_ids)),
         "n_ratings": int(matrix.nnz),
         "n_to_read": int(to_read.nnz),
+        "n_books_with_genres": int(sum(map(bool, book_catalogue.genres))),
     }
     return Interactions(
         ratings=matrix,
@@ -113,4 +123,5 @@ def build(data_dir=BUNDLED_DATA, *, max_users=None, rows=None, valid_fraction=0.
         authors=books["authors"].to_numpy(dtype=str),
         valid=valid,
         info=info,
+        catalogue=book_catalogue,
     )

@@ -37,6 +37,7 @@ def popular_slice(sample):
         authors=sample.authors[keep],
         valid=sample.valid,
         info=dict(sample.info),
+        catalogue=sample.catalogue.take(keep),
     )
 
 
