@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Recommend books for one goodbooks reader: their ratings → hidden units → a score for every book."""
+"""Recommend books for one reader: a goodbooks user, a Goodreads library export or a simple
+ratings file. Their ratings → hidden units → a score for every book, with the genres of each
+recommendation and the reader's books that led to it."""
 import argparse
 import os
 
-from bookrbm import interactions, model, paths
+from bookrbm import interactions, matching, model, paths, reader
 from bookrbm import recommend as recommender
 from bookrbm.atomic import write_csv
 from bookrbm.errors import cli
@@ -11,14 +13,18 @@ from bookrbm.errors import cli
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--user", type=int, required=True, help="goodbooks user_id of the reader")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", type=int, help="goodbooks user_id of the reader")
+    who.add_argument("--goodreads", metavar="FILE", help="a Goodreads library export (CSV)")
+    who.add_argument(
+        "--ratings", metavar="FILE", help="a CSV of book_id,rating or title,rating (optional author column)"
+    )
     parser.add_argument(
         "--from",
         dest="source",
         choices=recommender.SOURCES,
-        default="to_read",
-        help="to_read: rank the reader's to-read list (the write-up's choice); "
-        "all: rank every book they have not rated (default: %(default)s)",
+        help="to_read: rank the reader's to-read list (the write-up's choice; the default); "
+        "all: rank every book they have not read (the default for --ratings, which has no to-read list)",
     )
     parser.add_argument("--top", type=int, default=10, help="how many books to show and export (default: %(default)s)")
     parser.add_argument("--model", default=paths.MODEL, help="model file from train_rbm.py (default: %(default)s)")
@@ -26,9 +32,29 @@ def parse_args(argv):
     parser.add_argument(
         "--results",
         default=paths.RESULTS,
-        help="folder for read_books.csv and recommendations.csv (default: %(default)s)",
+        help="folder for read_books.csv, recommendations.csv and unmatched.csv (default: %(default)s)",
     )
+    parser.add_argument("--plots", default=paths.PLOTS, help="folder for genres.png (default: %(default)s)")
     return parser.parse_args(argv)
+
+
+def load_reader(args, data):
+    if args.user is not None:
+        return reader.from_user(data, args.user)
+    found = reader.from_goodreads(data, args.goodreads) if args.goodreads else reader.from_ratings(data, args.ratings)
+    path = os.path.join(args.results, "unmatched.csv")
+    write_csv(path, found.unmatched, list(found.unmatched_columns))
+    n_rows, n_matched = len(found.matched), sum(key is not None for key in found.matched)
+    print(
+        f"{found.name}: matched {n_matched} of {n_rows} rows to goodbooks-10k books "
+        f"({matching.summary(found.matched)}); {n_rows - n_matched} not among its 10,000 books "
+        f"→ {paths.shown(path)}"
+    )
+    print(
+        f"{len(found.rated)} rated, {len(found.unrated)} read but not rated, "
+        f"{len(found.to_read)} to read, {len(found.shelved)} on other shelves"
+    )
+    return found
 
 
 @cli
@@ -37,22 +63,35 @@ def main(argv=None):
     trained = model.load(args.model)
     data = interactions.load(args.data)
     recommender.check_compatible(trained, data)
-    found = recommender.recommend(trained, data, args.user, n=args.top, source=args.source)
+    who = load_reader(args, data)
+    source = args.source or ("all" if args.ratings else "to_read")
+    found = recommender.recommend(trained, data, who, n=args.top, source=source)
 
     read = recommender.read_books_rows(found, data)
     recommended = recommender.recommendation_rows(found, data)
     read_path = os.path.join(args.results, "read_books.csv")
     recs_path = os.path.join(args.results, "recommendations.csv")
-    write_csv(read_path, read, ["book_id", "title", "authors", "rating", "score"])
-    write_csv(recs_path, recommended, ["book_id", "title", "authors", "score"])
+    write_csv(read_path, read, list(read[0]) if read else ["book_id", "title", "authors", "rating", "genres", "score"])
+    write_csv(recs_path, recommended, list(recommended[0]))
 
-    split = "validation" if data.valid[data.row_of(args.user)] else "training"
-    where = "their to-read list" if args.source == "to_read" else "all books they have not rated"
-    print(f"user {args.user} ({split} user) has rated {len(read)} books; their favourites:")
+    if args.user is not None:
+        split = "validation" if data.valid[data.row_of(args.user)] else "training"
+        print(f"user {args.user} ({split} user) has rated {len(read)} books; their favourites:")
+    else:
+        print(f"{who.name}: {len(read)} books read; the favourites:")
     print(recommender.format_table(read[:5], value="rating"))
+    where = "the to-read list" if source == "to_read" else "all books not yet read"
     print(f"\ntop {len(recommended)} from {where}:")
-    print(recommender.format_table(recommended))
-    print(f"\nwrote {paths.shown(read_path)}, {paths.shown(recs_path)}")
+    print(recommender.format_table(recommended, details=("genres", "because_you_read")))
+
+    names, shares = recommender.genre_profile(found, data)
+    print("\ngenres (each book counted under its main genre):")
+    print(recommender.format_profile(names, shares))
+    from bookrbm import plots  # matplotlib only now, so that a failed lookup above stays quick
+
+    plot_path = os.path.join(args.plots, "genres.png")
+    plots.plot_genres(names, shares, plot_path, f"Genres: what {who.name} read, what we recommend")
+    print(f"\nwrote {paths.shown(read_path)}, {paths.shown(recs_path)}, {paths.shown(plot_path)}")
 
 
 if __name__ == "__main__":

@@ -1,23 +1,30 @@
-"""Rank books for one reader by the RBM's reconstruction of their ratings (NumPy only)."""
+"""Rank books for one reader by the RBM's reconstruction of their ratings, and say why (NumPy only)."""
 import dataclasses
 import unicodedata
 
 import numpy as np
 
+from . import genres
 from .errors import InputError
+from .explain import because as explain_because
+from .reader import Reader, from_user
 
 SOURCES = ("to_read", "all")
 
 
 @dataclasses.dataclass
 class Recommendations:
-    """What ``recommend`` found for one reader; ``*_columns`` index the books of the data."""
+    """What ``recommend`` found for one reader; columns index the books of the data.
 
-    user_id: int
-    read_columns: np.ndarray
-    read_ratings: np.ndarray  # 1..5
-    columns: np.ndarray  # recommended, best first
-    scores: np.ndarray  # score of every book, (n_books,)
+    columns : recommended, best first. scores : the score of every book, (n_books,).
+    because : for each recommended column, the rated books that pushed it up most.
+    """
+
+    reader: Reader
+    source: str
+    columns: np.ndarray
+    scores: np.ndarray
+    because: list
 
 
 def check_compatible(model, data):
@@ -39,65 +46,79 @@ def top_n(scores, candidates, n):
     return columns[order][:n]
 
 
-def _example_ids(data, count=5):
-    return ", ".join(str(u) for u in data.user_ids[:count])
+def excluded(data, reader):
+    """Books never to recommend: every read or shelved book and every edition of its work."""
+    seen = np.concatenate([reader.read, reader.shelved]).astype(np.int64)
+    out = np.zeros(data.n_books, dtype=bool)
+    out[seen] = True
+    work_ids = data.catalogue.work_ids
+    works = work_ids[seen]
+    out |= np.isin(work_ids, works[works >= 0])
+    return out
 
 
-def recommend(model, data, user_id, n=10, source="to_read"):
-    """The ``n`` best books for goodbooks user ``user_id`` that they have not rated.
+def candidates(data, reader, source):
+    """Boolean mask of the books to rank for ``reader``."""
+    allowed = ~excluded(data, reader)
+    if source == "all":
+        return allowed
+    wanted = np.zeros(data.n_books, dtype=bool)
+    wanted[reader.to_read] = True
+    wanted &= allowed
+    if not wanted.any():
+        hint = ""
+        if reader.name.startswith("user ") and data.to_read.nnz:
+            readers = np.flatnonzero(np.diff(data.to_read.indptr) > 0)
+            hint = f" (users with to-read lists: {', '.join(str(u) for u in data.user_ids[readers[:5]])})"
+        raise InputError(
+            f"{reader.name} has no unread books on their to-read list; use --from all "
+            f"to rank every book they have not read{hint}"
+        )
+    return wanted
 
-    source : "to_read" ranks the user's to-read list (the write-up's choice); "all" ranks
-        every book they have not rated. The user's own ratings are folded in through the
-        trained weights, so validation users need no retraining.
+
+def recommend(model, data, reader, n=10, source="to_read", explain=3):
+    """The ``n`` best books for ``reader`` (a ``Reader``, or a goodbooks user_id).
+
+    source : "to_read" ranks the reader's to-read list (the write-up's choice); "all" ranks
+        every book they have not read. Their ratings are folded in through the trained
+        weights, so no reader needs retraining.
+    explain : how many read books to name for each recommendation.
     """
     if source not in SOURCES:
         raise InputError(f"--from must be one of {', '.join(SOURCES)}, not {source!r}")
     if n < 1:
         raise InputError(f"--top must be at least 1, not {n}")
-    row = data.row_of(user_id)
-    if row is None:
-        raise InputError(
-            f"user_id {user_id} is not in the processed data ({data.n_users} users; "
-            f"for example {_example_ids(data)})"
-        )
-    visible = data.ratings[row]
+    if not isinstance(reader, Reader):
+        reader = from_user(data, reader)
+    visible = reader.visible(data.n_books)
     scores = model.scores(visible)[0]
-    unrated = np.ones(data.n_books, dtype=bool)
-    unrated[visible.indices] = False
-    if source == "to_read":
-        candidates = np.zeros(data.n_books, dtype=bool)
-        candidates[data.to_read[row].indices] = True
-        candidates &= unrated
-        if not candidates.any():
-            readers = np.flatnonzero(np.diff(data.to_read.indptr) > 0)
-            examples = ", ".join(str(u) for u in data.user_ids[readers[:5]])
-            raise InputError(
-                f"user_id {user_id} has no unrated books on their to-read list; use --from all "
-                f"to rank every book they have not rated (users with to-read lists: {examples})"
-            )
-    else:
-        candidates = unrated
-    return Recommendations(
-        user_id=int(user_id),
-        read_columns=visible.indices.copy(),
-        read_ratings=np.rint(visible.data * 5).astype(int),
-        columns=top_n(scores, candidates, n),
-        scores=scores,
-    )
+    columns = top_n(scores, candidates(data, reader, source), n)
+    inputs = model.visible(visible)
+    because = explain_because(model, inputs, columns, reader.read, top=explain) if explain else []
+    return Recommendations(reader=reader, source=source, columns=columns, scores=scores, because=because)
+
+
+def _genres(data, column, top=3):
+    return ", ".join(data.catalogue.genres[column][:top])
 
 
 def read_books_rows(found, data):
-    """The reader's rated books, best rated first (then by score)."""
-    order = np.lexsort((-found.scores[found.read_columns], -found.read_ratings))
+    """The reader's read books, best rated first (then by score); unrated reads have rating ""."""
+    reader = found.reader
+    columns = np.concatenate([reader.rated, reader.unrated])
+    ratings = np.concatenate([reader.ratings, np.zeros(len(reader.unrated), np.int64)])
+    order = np.lexsort((-found.scores[columns], -ratings))
     return [
         {
             "book_id": int(data.book_ids[c]),
             "title": data.titles[c],
             "authors": data.authors[c],
-            "rating": int(r),
+            "rating": int(r) if r else "",
+            "genres": _genres(data, c),
             "score": round(float(found.scores[c]), 6),
         }
-        for c, r in zip(found.read_columns[order], found.read_ratings[order])
+        for c, r in zip(columns[order], ratings[order])
     ]
 
 
@@ -109,9 +130,30 @@ def recommendation_rows(found, data):
             "title": data.titles[c],
             "authors": data.authors[c],
             "score": round(float(found.scores[c]), 6),
+            "genres": _genres(data, c),
+            "because_you_read": " | ".join(data.titles[k] for k in because),
         }
-        for rank, c in enumerate(found.columns, start=1)
+        for rank, (c, because) in enumerate(zip(found.columns, found.because), start=1)
     ]
+
+
+def genre_profile(found, data, top=8):
+    """(genre names, {"read": shares, "recommended": shares}) by each book's main genre."""
+    books = data.catalogue.genres
+    return genres.profile(
+        {
+            "read": [books[c] for c in found.reader.read],
+            "recommended": [books[c] for c in found.columns],
+        },
+        top=top,
+    )
+
+
+def format_profile(names, shares):
+    lines = [f"{'genre':<20}{'read':>8}{'recommended':>14}"]
+    for i, name in enumerate(names):
+        lines.append(f"{name:<20}{shares['read'][i]:>8.0%}{shares['recommended'][i]:>14.0%}")
+    return "\n".join(lines)
 
 
 def _width(char):
@@ -131,12 +173,17 @@ def _fit(text, width):
     return text + " " * (width - sum(map(_width, text)))
 
 
-def format_table(rows, value="score"):
-    """A plain-text table of rank, title, authors and ``value``."""
+def format_table(rows, value="score", details=()):
+    """A plain-text table of rank, title, authors and ``value``; each of ``details`` that a
+    row has (genres, because_you_read) goes on a line of its own under it."""
     lines = [f"{'#':>3}  {_fit('title', 52)}  {_fit('authors', 30)}  {value:>7}"]
     for rank, row in enumerate(rows, start=1):
         shown = f"{row[value]:.4f}" if isinstance(row[value], float) else str(row[value])
         lines.append(
             f"{rank:>3}  {_fit(row['title'], 52)}  {_fit(row['authors'], 30)}  {shown:>7}"
         )
+        for name in details:
+            if row.get(name):
+                label = name.replace("_", " ")
+                lines.append(f"     {_fit(f'{label}: {row[name]}', 92).rstrip()}")
     return "\n".join(lines)

@@ -11,7 +11,8 @@ from bookrbm.recommend import recommend, top_n
 
 
 def cli_args(sample_file, quick_model_file, tmp_path, *extra):
-    return ["--data", str(sample_file), "--model", str(quick_model_file), "--results", str(tmp_path), *extra]
+    return ["--data", str(sample_file), "--model", str(quick_model_file), "--results", str(tmp_path),
+            "--plots", str(tmp_path), *extra]
 
 
 def read_rows(path):
@@ -50,7 +51,7 @@ def test_user_id_maps_to_that_users_ratings(sample, quick_model, sample_csv):
     user_id = int(sample.user_ids[1234])
     found = recommend(quick_model, sample, user_id, source="all")
     theirs = sample_csv["ratings"].query("user_id == @user_id")
-    got = dict(zip(sample.book_ids[found.read_columns], found.read_ratings))
+    got = dict(zip(sample.book_ids[found.reader.rated], found.reader.ratings))
     assert got == dict(zip(theirs.book_id, theirs.rating))
     visible = quick_model.visible(sample.ratings[1234])
     keep = quick_model.settings["hidden_keep"]
@@ -60,7 +61,7 @@ def test_user_id_maps_to_that_users_ratings(sample, quick_model, sample_csv):
 def test_validation_users_are_folded_in(sample, quick_model):
     user_id = a_user_with_to_read(sample, valid=True)
     found = recommend(quick_model, sample, user_id)
-    assert len(found.columns) > 0 and len(found.read_columns) > 0
+    assert len(found.columns) > 0 and len(found.reader.rated) > 0
 
 
 def test_top_n_breaks_ties_by_column():
@@ -75,7 +76,7 @@ def test_cli_prints_and_exports(sample, sample_file, quick_model_file, tmp_path,
     out = capsys.readouterr().out
     recs = read_rows(tmp_path / "recommendations.csv")
     read = read_rows(tmp_path / "read_books.csv")
-    assert list(recs[0]) == ["book_id", "title", "authors", "score"]
+    assert list(recs[0]) == ["rank", "book_id", "title", "authors", "score", "genres", "because_you_read"]
     assert 1 <= len(recs) <= 5
     scores = [float(r["score"]) for r in recs]
     assert scores == sorted(scores, reverse=True)

@@ -1,0 +1,35 @@
+"""Why a book was recommended: which of the reader's rated books pushed its score up most.
+
+A book's score is sigmoid(b_i + keep · Σ_j W_ij h_j) with h = sigmoid(v W + c). How much
+read book k raises book i's activation is, to first order, v_k times the derivative
+keep · Σ_j W_ij h_j (1 - h_j) W_kj: two books push each other up when their rows of the
+weight matrix agree on the hidden units this reader switches on.
+"""
+import numpy as np
+
+from . import rbm
+
+
+def contributions(model, visible, recommended, read):
+    """(len(recommended), len(read)) contribution of each read book to each recommendation.
+
+    visible : CSR (1, n_books), the reader's visible vector as the model sees it.
+    """
+    weights, _, hidden_bias = model.params
+    hidden = rbm.mean_hiddens(visible, weights, hidden_bias)[0]
+    slope = model.settings.get("hidden_keep", 1.0) * hidden * (1.0 - hidden)  # (n_hidden,)
+    v = visible.toarray()[0, read]
+    return (weights[recommended] * slope) @ weights[read].T * v
+
+
+def because(model, visible, recommended, read, top=3):
+    """For each recommended column, up to ``top`` read columns with the largest positive
+    contribution, largest first."""
+    if len(read) == 0:
+        return [np.zeros(0, np.int64) for _ in recommended]
+    push = contributions(model, visible, recommended, read)
+    out = []
+    for row in push:
+        order = np.lexsort((read, -row))[:top]
+        out.append(np.asarray(read)[order[row[order] > 0]])
+    return out
