@@ -1,3 +1,4 @@
+import dataclasses
 import subprocess
 import sys
 
@@ -60,6 +61,32 @@ def test_processed_file_round_trips(sample, sample_file):
     for name in ("user_ids", "book_ids", "titles", "authors", "valid"):
         assert np.array_equal(getattr(loaded, name), getattr(sample, name))
     assert loaded.info["n_ratings"] == 298176
+    for field in dataclasses.fields(sample.catalogue):
+        saved, read = getattr(sample.catalogue, field.name), getattr(loaded.catalogue, field.name)
+        assert np.array_equal(read, saved) if isinstance(saved, np.ndarray) else read == saved
+
+
+def test_catalogue_keeps_matching_keys_and_genres(sample, sample_csv):
+    books = sample_csv["books"]
+    first = books.iloc[0]
+    assert sample.catalogue.goodreads_ids[0] == first.goodreads_book_id == 2767052
+    assert sample.catalogue.work_ids[0] == first.work_id
+    assert sample.catalogue.isbns[0] == "0439023483"  # books.csv lost the leading zero: 439023483
+    assert sample.catalogue.isbn13s[0] == "9.78043902348e+12"  # kept as written, not parsed
+    assert sample.catalogue.image_urls[0] == first.image_url
+    # the bundled tag subset gives every book genres; The Hunger Games is young adult first
+    assert all(sample.catalogue.genres) and sample.catalogue.genres[0][0] == "young adult"
+    assert "to-read" not in {g for book in sample.catalogue.genres for g in book}
+
+
+def test_shelves_with_unknown_tags_are_refused(tiny_dir, tmp_path, capsys):
+    (tiny_dir / "tags.csv").write_text("tag_id,tag_name\n1,fantasy\n2,to-read\n")
+    (tiny_dir / "book_tags.csv").write_text("goodreads_book_id,tag_id,count\n2767052,1,10\n2767052,3,5\n")
+    code, err = run_cli(["--data-dir", str(tiny_dir), "--out", str(tmp_path / "p.npz")], capsys)
+    assert code == 2 and "book_tags.csv: line 3: tag_id 3 is not in" in err
+    (tiny_dir / "book_tags.csv").write_text("goodreads_book_id,tag_id,count\n2767052,1,10\n2767052,2,50\n")
+    data = preprocessing.build(tiny_dir, log=lambda m: None)
+    assert data.catalogue.genres[0] == ["fantasy"] and data.catalogue.genres[1] == []
 
 
 def test_tiny_folder_maps_ids_and_keeps_last_duplicate(tiny_dir):
@@ -103,6 +130,7 @@ def test_missing_to_read_gives_empty_lists(tiny_dir):
     data = preprocessing.build(tiny_dir, log=messages.append)
     assert data.to_read.nnz == 0
     assert any("--from all" in m for m in messages)
+    assert any("books have no genres" in m for m in messages) and data.catalogue.genres == [[]] * 4
 
 
 def test_cli_writes_the_processed_file(tiny_dir, tmp_path, capsys):
