@@ -18,6 +18,7 @@ demo: setup
 	$(PY) preprocess.py
 	$(PY) train_rbm.py
 	$(PY) recommend.py --user $(USER_ID)
+	$(PY) recommend.py --goodreads data/example_goodreads_export.csv
 
 test: setup
 	$(PY) -m pytest

@@ -12,7 +12,7 @@ import os
 import numpy as np
 import scipy.sparse as sp
 
-from . import goodbooks, goodreads, matching
+from . import matching
 from .errors import InputError
 
 EXPORT_COLUMNS = ("row", "title", "author", "goodreads_id", "isbn13", "isbn", "rating", "shelf")
@@ -111,6 +111,8 @@ def _collect(name, rows, match, columns):
 
 def from_goodreads(data, path):
     """A reader from a Goodreads library export."""
+    from . import goodreads  # pandas: only for files, so that --user starts quickly
+
     export = goodreads.read_export(path)
     index = matching.Index(data)
 
@@ -123,6 +125,8 @@ def from_goodreads(data, path):
 def from_ratings(data, path):
     """A reader from a CSV of ``book_id,rating`` or ``title,rating`` (optional ``author``);
     ``book_id`` is goodbooks' own id. Every listed book counts as read and rated."""
+    from . import goodbooks
+
     path = os.fspath(path)
     table = goodbooks.read_table(path, ("rating",), optional=("book_id", "title", "author"), text=("title", "author"))
     if "book_id" not in table and "title" not in table:

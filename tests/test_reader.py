@@ -257,3 +257,12 @@ def test_because_names_the_book_whose_weights_agree():
     assert explain.because(toy, visible, [3], [0, 1, 2])[0].tolist() == [0, 1]
     push = explain.contributions(toy, visible, [3], [0, 1, 2])[0]
     assert push[0] > push[1] > 0 > push[2]
+
+
+def test_bundled_example_export(sample):
+    from bookrbm import paths
+
+    found = reader.from_goodreads(sample, f"{paths.BUNDLED_DATA}/example_goodreads_export.csv")
+    assert sum(k == "book_id" for k in found.matched) == 21
+    assert [row["title"] for row in found.unmatched] == ["Piranesi"]
+    assert (len(found.rated), len(found.unrated), len(found.to_read), len(found.shelved)) == (11, 1, 8, 1)
