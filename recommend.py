@@ -53,6 +53,7 @@ def load_reader(args, data):
     print(
         f"{len(found.rated)} rated, {len(found.unrated)} read but not rated, "
         f"{len(found.to_read)} to read, {len(found.shelved)} on other shelves"
+        + (f"; {found.repeats} rows named a book already listed (kept its highest rating)" if found.repeats else "")
     )
     return found
 

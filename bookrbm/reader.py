@@ -29,6 +29,7 @@ class Reader:
     shelved : on some other shelf (currently reading, custom): not input, not recommended.
     matched, unmatched : for a file, the key each row matched by (None if none), and the
         rows that matched no book, as dicts of the file's ``unmatched_columns``.
+    repeats : rows that named a book an earlier row had named (two editions of one book).
     """
 
     name: str
@@ -40,6 +41,7 @@ class Reader:
     matched: list = dataclasses.field(default_factory=list)
     unmatched: list = dataclasses.field(default_factory=list)
     unmatched_columns: tuple = EXPORT_COLUMNS
+    repeats: int = 0
 
     @property
     def read(self):
@@ -83,7 +85,7 @@ def _collect(name, rows, match, columns):
     """Match rows (dicts with at least rating and shelf) with ``match(row) → (column, key)``
     and sort the books onto shelves; a book met twice keeps its highest rating and its
     most-read shelf."""
-    rating_of, shelf_of, matched, unmatched = {}, {}, [], []
+    rating_of, shelf_of, matched, unmatched, repeats = {}, {}, [], [], 0
     rank = {"read": 0, "currently-reading": 2, "to-read": 3}
     for row in rows:
         col, key = match(row)
@@ -91,6 +93,7 @@ def _collect(name, rows, match, columns):
         if col is None:
             unmatched.append({name: row[name] for name in columns})
             continue
+        repeats += col in rating_of
         shelf = "read" if row["rating"] > 0 else row["shelf"]
         rating_of[col] = max(rating_of.get(col, 0), row["rating"])
         if rank.get(shelf, 1) < rank.get(shelf_of.get(col), 4):
@@ -106,6 +109,7 @@ def _collect(name, rows, match, columns):
         matched=matched,
         unmatched=unmatched,
         unmatched_columns=columns,
+        repeats=repeats,
     )
 
 

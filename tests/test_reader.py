@@ -110,6 +110,17 @@ def test_export_rows_match_by_each_key(sample, picks, export):
     assert found.unrated.tolist() == [p["unrated"]]
     assert found.shelved.tolist() == [p["reading"]]
     assert found.to_read.tolist() == p["to_read"]
+    assert found.repeats == 0
+
+
+def test_a_book_listed_twice_keeps_its_highest_rating_and_is_counted(sample, tmp_path):
+    path = tmp_path / "twice.csv"
+    gr = sample.catalogue.goodreads_ids
+    path.write_text(f"Book Id,Title,My Rating,Exclusive Shelf\n{gr[0]},a,3,read\n{gr[0]},b,5,read\n{gr[1]},c,0,to-read\n"
+                    f"{gr[1]},c,0,read\n")
+    found = reader.from_goodreads(sample, path)
+    assert found.rated.tolist() == [0] and found.ratings.tolist() == [5]
+    assert found.unrated.tolist() == [1] and found.to_read.tolist() == [] and found.repeats == 2
 
 
 def test_older_31_column_export_with_bare_isbns_reads_the_same(sample, picks, export, tmp_path):
