@@ -64,6 +64,41 @@ def _batches(n_rows, batch_size):
     return [slice(start, start + batch_size) for start in range(0, n_rows, batch_size)]
 
 
+def build_graph(n_books, settings, seed, visible_bias=None):
+    """The training graph for ``settings``, with weights drawn from ``seed``; returns it and
+    the generator that goes on to shuffle the epochs."""
+    rng = np.random.default_rng(seed)
+    net = RBMGraph(
+        *initial_params(n_books, settings["hidden"], rng, visible_bias),
+        learning_rate=settings["learning_rate"],
+        seed=seed,
+        momentum=settings["momentum"],
+        weight_decay=settings["weight_decay"],
+        cd_steps=settings["cd_steps"],
+        sample_visible=settings["sample_visible"],
+        hidden_keep=settings["hidden_keep"],
+    )
+    return net, rng
+
+
+def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="epoch"):
+    """One pass of CD updates over the rows of ``fit`` (CSR) in a random order; returns the
+    reconstruction error of each batch."""
+    # one permuted copy per epoch, so that each batch is a cheap contiguous slice
+    shuffled = fit[rng.permutation(fit.shape[0])]
+    batches = _batches(shuffled.shape[0], batch_size)[:max_batches]
+    errors = []
+    with tqdm(batches, desc=desc, leave=False, disable=None if progress else True) as bar:
+        for batch in bar:
+            errors.append(net.train_batch(shuffled[batch].toarray()))
+            bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
+    return errors
+
+
+def valid_errors(net, valid, batch_size):
+    return [net.batch_error(valid[b].toarray()) for b in _batches(valid.shape[0], batch_size)]
+
+
 def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides):
     """Fit an RBM to the fit users of ``data`` (the training split less the tuning users).
 
@@ -81,18 +116,8 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
         raise InputError("no training users in the processed data")
     tuning = evaluation.tuning_holdout(data, tuning_rows)
 
-    rng = np.random.default_rng(seed)
     bias = logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
-    net = RBMGraph(
-        *initial_params(data.n_books, settings["hidden"], rng, bias),
-        learning_rate=settings["learning_rate"],
-        seed=seed,
-        momentum=settings["momentum"],
-        weight_decay=settings["weight_decay"],
-        cd_steps=settings["cd_steps"],
-        sample_visible=settings["sample_visible"],
-        hidden_keep=settings["hidden_keep"],
-    )
+    net, rng = build_graph(data.n_books, settings, seed, bias)
 
     def snapshot(params):
         return Model(*params, data.book_ids, dict(settings, seed=seed))
@@ -101,13 +126,7 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
     epochs = settings["epochs"]
     try:
         for epoch in range(1, epochs + 1):
-            order = rng.permutation(fit.shape[0])
-            batches = _batches(len(order), settings["batch_size"])[:max_batches]
-            errors = []
-            with tqdm(batches, desc=f"epoch {epoch}/{epochs}", leave=False, disable=None if progress else True) as bar:
-                for batch in bar:
-                    errors.append(net.train_batch(fit[order[batch]].toarray()))
-                    bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
+            errors = run_epoch(net, fit, rng, settings["batch_size"], max_batches, progress, f"epoch {epoch}/{epochs}")
             params = net.params()
             if settings["average"]:
                 # Polyak-style averaging across epochs smooths out the noise of the last steps;
@@ -116,13 +135,13 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
                     settings["average"] * old + (1 - settings["average"]) * new for old, new in zip(averaged, params)
                 ]
                 params = averaged
-            valid_errors = [net.batch_error(valid[b].toarray()) for b in _batches(valid.shape[0], settings["batch_size"])]
+            errors_valid = valid_errors(net, valid, settings["batch_size"])
             row = {
                 "epoch": epoch,
                 "train_free_energy": float(rbm.mean_free_energy(fit, *params)),
                 "valid_free_energy": float(rbm.mean_free_energy(valid, *params)),
                 "train_error": float(np.mean(errors)),
-                "valid_error": float(np.mean(valid_errors)) if valid_errors else float("nan"),
+                "valid_error": float(np.mean(errors_valid)) if errors_valid else float("nan"),
                 "tuning_ndcg": None,
             }
             line = (

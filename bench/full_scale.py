@@ -1,0 +1,334 @@
+#!/usr/bin/env python3
+"""Full-scale benchmark: goodbooks-10k's whole size, measured against this machine's own limit.
+
+The full ratings cannot be downloaded here, so a stand-in of the same size is made from the
+bundled real sample: 53,424 users, each a copy of a real sample user picked at random (with
+replacement), so the per-user distribution of ratings and of to-read lists is the real one.
+It is written as the CSVs preprocess.py reads, seeded, and cached between runs.
+
+Then, in one run on that data: preprocess.py (wall time, peak RSS); training epochs of our
+trainer (median) and its peak RSS; one epoch of the write-up's training step (bench/
+writeup_graph.py); the float32 GEMM peak of this machine (NumPy and TensorFlow); one-user
+recommendation in-process (median of --calls) and `python recommend.py` as a process.
+Prints a table and writes results/bench.csv (name, value, unit).
+
+Smoke mode for CI: --users 500 --epochs 1 --calls 20 --gemm 512.
+"""
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import numpy as np  # noqa: E402
+
+from bookrbm import paths  # noqa: E402
+from bookrbm.atomic import atomic_write, write_csv  # noqa: E402
+from bookrbm.errors import InputError, cli  # noqa: E402
+
+FULL_USERS = 53424
+COPIED = ("books.csv", "book_tags.csv", "tags.csv")
+TARGETS = {  # name: (target, "min" or "max"), from the issue
+    "train_share_of_peak": (50.0, "min"),
+    "speedup_vs_writeup": (5.0, "min"),
+    "train_peak_rss": (1536.0, "max"),
+    "preprocess_wall": (10.0, "max"),
+    "recommend_in_process": (1.0, "max"),
+    "recommend_process": (1.5, "max"),
+}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--users", type=int, default=FULL_USERS, help="users of the stand-in (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the stand-in and the training (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=3, help="training epochs to time; the median is reported (default: %(default)s)")
+    parser.add_argument("--hidden", type=int, default=64, help="hidden units (default: %(default)s)")
+    parser.add_argument("--batch-size", type=int, default=100, help="batch size (default: %(default)s)")
+    parser.add_argument("--calls", type=int, default=1000, help="one-user recommendations to time in-process (default: %(default)s)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of recommend.py as a process (default: %(default)s)")
+    parser.add_argument("--gemm", type=int, default=4096, help="size n of the n×n×n GEMM peak (default: %(default)s)")
+    parser.add_argument("--cache", default=os.path.join(paths.ROOT, "data", "bench"), help="where stand-ins are kept (default: %(default)s)")
+    parser.add_argument("--out", default=os.path.join(paths.RESULTS, "bench.csv"), help="results table (default: %(default)s)")
+    parser.add_argument("--measure", choices=("train", "writeup", "gemm"), help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+# ---- the stand-in data set ------------------------------------------------------------
+
+def _copies(user_ids, picks):
+    """Row indices that copy every row of each picked user, and the new user_id of each row.
+
+    user_ids : the user_id of each row of the real table; picks : the real user behind each
+    new user 1..len(picks).
+    """
+    order = np.argsort(user_ids, kind="stable")
+    real, starts, counts = np.unique(user_ids[order], return_index=True, return_counts=True)
+    where = np.searchsorted(real, picks)
+    present = (where < len(real)) & (real[np.minimum(where, len(real) - 1)] == picks)
+    n = np.where(present, counts[np.minimum(where, len(real) - 1)], 0)
+    first = np.where(present, starts[np.minimum(where, len(real) - 1)], 0)
+    new_ids = np.repeat(np.arange(1, len(picks) + 1), n)
+    offsets = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+    return order[np.repeat(first, n) + offsets], new_ids
+
+
+def _write_table(path, columns):
+    import pandas as pd
+
+    with atomic_write(path, mode="w", newline="") as handle:
+        pd.DataFrame(columns).to_csv(handle, index=False)
+
+
+def make_stand_in(folder, users, seed, source=paths.BUNDLED_DATA, log=print):
+    """Write the stand-in CSVs into ``folder`` unless a finished one with these settings is there."""
+    import pandas as pd
+
+    stamp_path = os.path.join(folder, "stand_in.json")
+    wanted = {"users": users, "seed": seed, "source": os.path.abspath(source)}
+    if os.path.exists(stamp_path):
+        with open(stamp_path, encoding="utf-8") as handle:
+            if json.load(handle) == wanted:
+                log(f"stand-in: cached in {paths.shown(folder)}")
+                return
+    os.makedirs(folder, exist_ok=True)
+    start = time.perf_counter()
+    ratings = pd.read_csv(os.path.join(source, "ratings.csv"))
+    to_read = pd.read_csv(os.path.join(source, "to_read.csv"))
+    real_users = np.unique(ratings["user_id"].to_numpy())
+    picks = np.random.default_rng(seed).choice(real_users, size=users, replace=True)
+    for name, table, value_columns in (("ratings.csv", ratings, ("book_id", "rating")), ("to_read.csv", to_read, ("book_id",))):
+        rows, new_ids = _copies(table["user_id"].to_numpy(), picks)
+        columns = {"user_id": new_ids, **{c: table[c].to_numpy()[rows] for c in value_columns}}
+        _write_table(os.path.join(folder, name), columns)
+    for name in COPIED:
+        shutil.copyfile(os.path.join(source, name), os.path.join(folder, name))
+    with atomic_write(stamp_path, mode="w") as handle:
+        json.dump(wanted, handle)
+    log(f"stand-in: {users} users written to {paths.shown(folder)} in {time.perf_counter() - start:.1f} s")
+
+
+# ---- measuring children ---------------------------------------------------------------
+
+def run_measured(command):
+    """Run ``command``; (wall seconds, peak RSS in MB, stdout). A failure is an InputError."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        child = subprocess.Popen(command, stdout=out, stderr=err, cwd=paths.ROOT)
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if child.returncode != 0:
+            tail = err.read().decode("utf-8", "replace").strip().splitlines()[-1:] or ["no message"]
+            raise InputError(f"{' '.join(command[:3])} failed with exit code {child.returncode}: {tail[0]}")
+        return wall, usage.ru_maxrss / 1024, out.read().decode("utf-8")
+
+
+def _child(args, mode):
+    command = [sys.executable, os.path.abspath(__file__), "--measure", mode, "--folder", args.folder]
+    for name in ("seed", "epochs", "hidden", "batch_size", "gemm"):
+        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    wall, rss, out = run_measured(command)
+    return rss, json.loads(out.strip().splitlines()[-1])
+
+
+def _fit_users(data, settings):
+    from bookrbm import evaluation
+    from bookrbm.model import to_visible
+
+    fit_rows, _, _ = evaluation.user_sets(data)
+    return to_visible(data.ratings[fit_rows], settings["input"]), to_visible(data.ratings[data.valid_rows], settings["input"])
+
+
+def measure_train(args):
+    """Child: our trainer's epochs on the stand-in; saves the model for the recommend timings."""
+    from bookrbm import interactions, model, rbm, train
+    from bookrbm.settings import DEFAULTS
+
+    data = interactions.load(os.path.join(args.folder, "processed.npz"))
+    settings = {**DEFAULTS, "hidden": args.hidden, "batch_size": args.batch_size}
+    fit, valid = _fit_users(data, settings)
+    bias = train.logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
+    net, rng = train.build_graph(data.n_books, settings, args.seed, bias)
+    seconds = []
+    for _ in range(args.epochs):
+        start = time.perf_counter()
+        train.run_epoch(net, fit, rng, args.batch_size, progress=False)
+        seconds.append(time.perf_counter() - start)
+    start = time.perf_counter()
+    params = net.params()
+    rbm.mean_free_energy(fit, *params)
+    rbm.mean_free_energy(valid, *params)
+    train.valid_errors(net, valid, args.batch_size)
+    metrics = time.perf_counter() - start
+    net.close()
+    model.save(os.path.join(args.folder, "model.npz"), model.Model(*params, data.book_ids, settings))
+    return {"epoch_seconds": seconds, "metrics_seconds": metrics, "fit_users": int(fit.shape[0]), "books": int(data.n_books)}
+
+
+def measure_writeup(args):
+    """Child: one epoch of the write-up's step on the same users, batches made dense as it fed them."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from writeup_graph import WriteupRBM
+
+    from bookrbm import interactions
+    from bookrbm.settings import DEFAULTS
+
+    data = interactions.load(os.path.join(args.folder, "processed.npz"))
+    fit, _ = _fit_users(data, {**DEFAULTS, "input": "rating"})
+    net = WriteupRBM(data.n_books, args.hidden, seed=args.seed)
+    shuffled = fit[np.random.default_rng(args.seed).permutation(fit.shape[0])]
+    start = time.perf_counter()
+    for first in range(0, shuffled.shape[0], args.batch_size):
+        net.train_batch(shuffled[first : first + args.batch_size].toarray())
+    seconds = time.perf_counter() - start
+    net.close()
+    return {"epoch_seconds": seconds}
+
+
+def measure_gemm(args):
+    """Child: best of 5 float32 n×n×n products, in NumPy (its BLAS) and in a TensorFlow session."""
+    n = args.gemm
+    rng = np.random.default_rng(0)
+    a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
+    flop = 2.0 * n**3
+
+    def best(run):
+        run()
+        times = []
+        for _ in range(5):
+            start = time.perf_counter()
+            run()
+            times.append(time.perf_counter() - start)
+        return flop / min(times) / 1e9
+
+    numpy_rate = best(lambda: a @ b)
+    import bookrbm.graph  # noqa: F401  (the trainer's TensorFlow set-up: graph mode, quiet logs)
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x, y = tf1.Variable(a), tf1.Variable(b)
+        product = tf.reduce_sum(tf.matmul(x, y))  # fetch a scalar, not 64 MB
+        init = tf1.global_variables_initializer()
+    with tf1.Session(graph=graph) as session:
+        session.run(init)
+        tf_rate = best(lambda: session.run(product))
+    return {"numpy": numpy_rate, "tensorflow": tf_rate}
+
+
+# ---- the run ----------------------------------------------------------------------------
+
+def time_recommend(folder, calls, runs, tmp):
+    from bookrbm import interactions, model
+    from bookrbm.recommend import recommend
+
+    data = interactions.load(os.path.join(folder, "processed.npz"))
+    trained = model.load(os.path.join(folder, "model.npz"))
+    has_list = np.flatnonzero(np.diff(data.to_read.indptr) > 0)
+    user_id = int(data.user_ids[has_list[0]])
+    recommend(trained, data, user_id)  # warm the caches
+    times = []
+    for _ in range(calls):
+        start = time.perf_counter()
+        recommend(trained, data, user_id)
+        times.append(time.perf_counter() - start)
+    process = []
+    command = [sys.executable, "recommend.py", "--user", str(user_id), "--data", os.path.join(folder, "processed.npz"),
+               "--model", os.path.join(folder, "model.npz"), "--results", tmp, "--plots", tmp]
+    for _ in range(runs):
+        process.append(run_measured(command)[0])
+    return user_id, statistics.median(times) * 1e3, statistics.median(process)
+
+
+def verdict(name, value):
+    if name not in TARGETS:
+        return ""
+    target, kind = TARGETS[name]
+    met = value >= target if kind == "min" else value <= target
+    return f"{'≥' if kind == 'min' else '≤'} {target:g}: {'met' if met else 'MISSED'}"
+
+
+def run(args, log=print):
+    args.folder = os.path.join(args.cache, f"users{args.users}-seed{args.seed}")
+    make_stand_in(args.folder, args.users, args.seed, log=log)
+    rows = []
+
+    def add(name, value, unit):
+        rows.append({"name": name, "value": round(float(value), 4), "unit": unit})
+
+    log("preprocess.py …")
+    processed = os.path.join(args.folder, "processed.npz")
+    wall, rss, _ = run_measured([sys.executable, "preprocess.py", "--data-dir", args.folder, "--out", processed])
+    from bookrbm import interactions
+
+    info = interactions.load(processed).info
+    add("users", info["n_users"], "users")
+    add("ratings", info["n_ratings"], "ratings")
+    add("preprocess_wall", wall, "s")
+    add("preprocess_peak_rss", rss, "MB")
+
+    log(f"training {args.epochs} epoch(s), H={args.hidden}, batch {args.batch_size} …")
+    rss, trained = _child(args, "train")
+    log("the write-up's step, one epoch …")
+    _, writeup = _child(args, "writeup")
+    log(f"GEMM peak, {args.gemm}³ …")
+    _, gemm = _child(args, "gemm")
+    epoch = statistics.median(trained["epoch_seconds"])
+    flop = 6.0 * trained["fit_users"] * trained["books"] * args.hidden
+    peak = max(gemm["numpy"], gemm["tensorflow"])
+    add("gemm_numpy", gemm["numpy"], "GFLOP/s")
+    add("gemm_tensorflow", gemm["tensorflow"], "GFLOP/s")
+    add("gemm_peak", peak, "GFLOP/s")
+    add("fit_users", trained["fit_users"], "users")
+    add("train_epoch", epoch, "s")
+    add("train_gflops", flop / epoch / 1e9, "GFLOP/s")
+    add("train_share_of_peak", 100 * flop / epoch / 1e9 / peak, "%")
+    add("train_epoch_metrics", trained["metrics_seconds"], "s")
+    add("train_peak_rss", rss, "MB")
+    add("writeup_epoch", writeup["epoch_seconds"], "s")
+    add("speedup_vs_writeup", writeup["epoch_seconds"] / epoch, "x")
+
+    log(f"recommend: {args.calls} calls in-process, {args.runs} runs as a process …")
+    with tempfile.TemporaryDirectory() as tmp:
+        user_id, in_process, process = time_recommend(args.folder, args.calls, args.runs, tmp)
+    add("recommend_in_process", in_process, "ms")
+    add("recommend_process", process, "s")
+
+    write_csv(args.out, rows, ["name", "value", "unit"])
+    log("")
+    log(f"{'figure':<24}{'value':>12}  {'unit':<8}  target")
+    for row in rows:
+        log(f"{row['name']:<24}{row['value']:>12g}  {row['unit']:<8}  {verdict(row['name'], row['value'])}")
+    log(f"\ntraining: {flop / 1e9:.1f} GFLOP per epoch by the count 6·U·N·H (U={trained['fit_users']} users "
+        f"trained on, N={trained['books']} books, H={args.hidden}); recommend for user {user_id}")
+    log(f"wrote {paths.shown(args.out)}")
+    return rows
+
+
+@cli
+def main(argv=None):
+    args = parse_args(argv)
+    for name in ("users", "epochs", "hidden", "batch_size", "calls", "runs", "gemm"):
+        if getattr(args, name) < 1:
+            raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
+    if args.measure:
+        measure = {"train": measure_train, "writeup": measure_writeup, "gemm": measure_gemm}[args.measure]
+        print(json.dumps(measure(args)))
+        return
+    run(args)
+
+
+if __name__ == "__main__":
+    main()
