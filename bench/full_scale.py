@@ -267,6 +267,7 @@ def run(args, log=print):
 
     def add(name, value, unit):
         rows.append({"name": name, "value": round(float(value), 4), "unit": unit})
+        log(f"  {name} = {rows[-1]['value']:g} {unit}")
 
     log("preprocess.py …")
     processed = os.path.join(args.folder, "processed.npz")

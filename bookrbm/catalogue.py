@@ -38,11 +38,33 @@ class Catalogue:
         fields.update({name: [getattr(self, name)[c] for c in columns] for name in TEXT_LISTS})
         return Catalogue(**fields)
 
+    def editions(self, columns):
+        """Every column that shares a work with one of ``columns`` (those included)."""
+        if not hasattr(self, "_shared"):
+            # goodbooks has one edition per work, so this is usually empty and the lookup free
+            self._shared = _shared_works(self.work_ids)
+        out = set(int(c) for c in columns)
+        for c in columns:
+            out.update(self._shared.get(int(self.work_ids[c]), ()))
+        return np.fromiter(sorted(out), dtype=np.int64, count=len(out))
+
     def arrays(self):
         return {name: getattr(self, name) for name in ID_ARRAYS}
 
     def meta(self):
         return {name: getattr(self, name) for name in TEXT_LISTS}
+
+
+def _shared_works(work_ids):
+    """{work_id: columns} for the works that more than one column belongs to (-1 is no work)."""
+    known = work_ids >= 0
+    values, counts = np.unique(work_ids[known], return_counts=True)
+    shared = values[counts > 1]
+    columns = np.flatnonzero(np.isin(work_ids, shared) & known)
+    out = {}
+    for c in columns:
+        out.setdefault(int(work_ids[c]), []).append(int(c))
+    return out
 
 
 def _isbn10(raw):

@@ -39,7 +39,11 @@ class Model:
 
     def scores(self, user_items):
         """Reconstruction of each row (n_users, n_books): the score of every book."""
-        return rbm.reconstruct(self.visible(user_items), *self.params, self.settings.get("hidden_keep", 1.0))
+        return self.reconstruct(self.visible(user_items))
+
+    def reconstruct(self, visible):
+        """``scores`` of rows that are already visible vectors (``visible``'s output)."""
+        return rbm.reconstruct(visible, *self.params, self.settings.get("hidden_keep", 1.0))
 
 
 def to_visible(user_items, kind):

@@ -21,6 +21,9 @@ def _dense(x):
 
 def hidden_activations(v, weights, hidden_bias):
     """v @ W + b_h, (n_users, n_hidden); the sparse product never densifies ``v``."""
+    if sp.issparse(v) and v.format == "csr" and v.shape[0] == 1:
+        # one reader (recommend.py): their rows of W, without scipy's per-call overhead
+        return (v.data @ weights[v.indices] + hidden_bias)[None, :]
     return _dense(v @ weights) + hidden_bias
 
 

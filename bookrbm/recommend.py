@@ -50,10 +50,7 @@ def excluded(data, reader):
     """Books never to recommend: every read or shelved book and every edition of its work."""
     seen = np.concatenate([reader.read, reader.shelved]).astype(np.int64)
     out = np.zeros(data.n_books, dtype=bool)
-    out[seen] = True
-    work_ids = data.catalogue.work_ids
-    works = work_ids[seen]
-    out |= np.isin(work_ids, works[works >= 0])
+    out[data.catalogue.editions(seen)] = True
     return out
 
 
@@ -91,10 +88,9 @@ def recommend(model, data, reader, n=10, source="to_read", explain=3):
         raise InputError(f"--top must be at least 1, not {n}")
     if not isinstance(reader, Reader):
         reader = from_user(data, reader)
-    visible = reader.visible(data.n_books)
-    scores = model.scores(visible)[0]
+    inputs = model.visible(reader.visible(data.n_books))
+    scores = model.reconstruct(inputs)[0]
     columns = top_n(scores, candidates(data, reader, source), n)
-    inputs = model.visible(visible)
     because = explain_because(model, inputs, columns, reader.read, top=explain) if explain else []
     return Recommendations(reader=reader, source=source, columns=columns, scores=scores, because=because)
 
