@@ -92,6 +92,7 @@ def make_stand_in(folder, users, seed, source=paths.BUNDLED_DATA, log=print):
     """Write the stand-in CSVs into ``folder`` unless a finished one with these settings is there."""
     import pandas as pd
 
+    folder = os.fspath(folder)
     stamp_path = os.path.join(folder, "stand_in.json")
     wanted = {"users": users, "seed": seed, "source": os.path.abspath(source)}
     if os.path.exists(stamp_path):

@@ -43,6 +43,8 @@ class Catalogue:
         if not hasattr(self, "_shared"):
             # goodbooks has one edition per work, so this is usually empty and the lookup free
             self._shared = _shared_works(self.work_ids)
+        if not self._shared:
+            return np.asarray(columns, dtype=np.int64)
         out = set(int(c) for c in columns)
         for c in columns:
             out.update(self._shared.get(int(self.work_ids[c]), ()))

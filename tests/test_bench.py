@@ -1,0 +1,62 @@
+"""The full-scale benchmark: its stand-in data, and a smoke run (CI never asserts a time)."""
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from bookrbm import paths
+
+sys.path.insert(0, os.path.join(paths.ROOT, "bench"))
+import full_scale  # noqa: E402
+
+
+def test_stand_in_copies_real_users_and_is_cached(tmp_path):
+    messages = []
+    full_scale.make_stand_in(tmp_path / "a", 300, seed=3, log=messages.append)
+    full_scale.make_stand_in(tmp_path / "b", 300, seed=3, log=messages.append)
+    full_scale.make_stand_in(tmp_path / "a", 300, seed=3, log=messages.append)
+    assert "cached" in messages[-1] and "cached" not in messages[0]
+    for name in ("ratings.csv", "to_read.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    for name in full_scale.COPIED:
+        assert (tmp_path / "a" / name).read_bytes() == open(os.path.join(paths.BUNDLED_DATA, name), "rb").read()
+
+    made = pd.read_csv(tmp_path / "a" / "ratings.csv")
+    real = pd.read_csv(os.path.join(paths.BUNDLED_DATA, "ratings.csv"))
+    assert sorted(made.user_id.unique()) == list(range(1, 301))
+    by_user = {u: list(zip(g.book_id, g.rating)) for u, g in real.groupby("user_id")}
+    real_rows = set(map(tuple, by_user.values()))
+    # every made-up reader is one real reader's ratings, in the same order
+    for _, group in made.groupby("user_id"):
+        assert tuple(zip(group.book_id, group.rating)) in real_rows
+    # so the spread of ratings per user is the real one's (300 draws from 2,672 users)
+    assert made.groupby("user_id").size().mean() == pytest.approx(real.groupby("user_id").size().mean(), rel=0.1)
+
+
+def test_copies_handle_users_without_rows():
+    import numpy as np
+
+    rows, new_ids = full_scale._copies(np.array([5, 7, 5, 9]), np.array([9, 8, 5]))
+    assert rows.tolist() == [3, 0, 2] and new_ids.tolist() == [1, 3, 3]
+
+
+def test_smoke_run_measures_every_figure(tmp_path):
+    out = tmp_path / "bench.csv"
+    done = subprocess.run(
+        [sys.executable, "bench/full_scale.py", "--users", "300", "--epochs", "1", "--calls", "10", "--runs", "1",
+         "--gemm", "256", "--cache", str(tmp_path / "cache"), "--out", str(out)],
+        cwd=paths.ROOT, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["name", "value", "unit"]
+    expected = {"users", "ratings", "preprocess_wall", "preprocess_peak_rss", "gemm_numpy", "gemm_tensorflow",
+                "gemm_peak", "fit_users", "train_epoch", "train_gflops", "train_share_of_peak", "train_epoch_metrics",
+                "train_peak_rss", "writeup_epoch", "speedup_vs_writeup", "recommend_in_process", "recommend_process"}
+    assert set(table.name) == expected
+    assert (table.value > 0).all()
+    values = dict(zip(table.name, table.value))
+    assert values["users"] == 300 and values["fit_users"] < 300
+    assert "train_share_of_peak" in done.stdout and "wrote" in done.stdout
