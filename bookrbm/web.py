@@ -1,0 +1,266 @@
+"""The web app: a JSON API over the trained model and the catalogue, and the page that uses it.
+
+The model and the catalogue are loaded once; every request folds its reader in through the
+trained weights (NumPy only, no TensorFlow). Every error a client can cause is a 4xx with a
+one-line JSON ``detail``; anything else is logged and answered with a plain 500, never a
+traceback.
+"""
+import logging
+import os
+import re
+import tempfile
+from typing import Literal, Optional
+
+import numpy as np
+from fastapi import FastAPI, File, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from . import interactions, matching, model, reader
+from . import recommend as recommender
+from .errors import InputError
+
+MAX_ITEMS = 2000  # ratings plus to-read books in one request
+MAX_UPLOAD = 5 * 1024 * 1024  # a Goodreads export of a few thousand books with reviews is ~2 MB
+PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static", "index.html")
+log = logging.getLogger("bookrbm.web")
+
+
+class ClientError(Exception):
+    """A request the client can fix: answered with ``status`` and ``detail``."""
+
+    def __init__(self, status, detail):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+class Rating(BaseModel):
+    book_id: int = Field(description="goodbooks book_id (1..10000)")
+    rating: int = Field(ge=1, le=5, description="1 to 5 stars")
+
+
+class RecommendationRequest(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    ratings: list[Rating] = Field(description="the books the reader rated")
+    to_read: list[int] = Field(default_factory=list, description="book_ids the reader wants to read")
+    top: int = Field(10, ge=1, le=100, description="how many books to return")
+    source: Optional[Literal["to_read", "all"]] = Field(
+        None, alias="from", description="rank the to-read list, or all books (default: to_read if given, else all)"
+    )
+
+
+def _plain(text):
+    return matching.normal_title(text)
+
+
+class Service:
+    """The loaded model and catalogue, and what the endpoints do with them."""
+
+    def __init__(self, trained, data):
+        recommender.check_compatible(trained, data)
+        self.model, self.data = trained, data
+        self.columns = {int(b): c for c, b in enumerate(data.book_ids)}
+        # search text per book: both titles and the authors, normalised once
+        self.titles = [_plain(f"{t} {e}") for t, e in zip(data.titles, data.catalogue.edition_titles)]
+        self.authors = [_plain(a) for a in data.authors]
+
+    @classmethod
+    def from_files(cls, model_path, data_path):
+        return cls(model.load(model_path), interactions.load(data_path))
+
+    def book(self, column):
+        data = self.data
+        return {
+            "book_id": int(data.book_ids[column]),
+            "title": str(data.titles[column]),
+            "authors": str(data.authors[column]),
+            "genres": data.catalogue.genres[column][:3],
+            "image_url": data.catalogue.image_urls[column],
+        }
+
+    def search(self, query, page, per_page):
+        """Books whose title or authors hold every word of ``query``: titles that start with
+        it first, then a title word that does, then anywhere; more popular first."""
+        words = _plain(query).split()
+        if not words:
+            raise ClientError(422, "q is empty: type part of a title or an author")
+        phrase = " ".join(words)
+        found = []
+        for column, (title, authors) in enumerate(zip(self.titles, self.authors)):
+            text = f"{title} {authors}"
+            if all(word in text for word in words):
+                if title.startswith(phrase):
+                    rank = 0
+                elif f" {phrase}" in f" {title}":
+                    rank = 1
+                elif phrase in title:
+                    rank = 2
+                else:
+                    rank = 3
+                found.append((rank, column))
+        found.sort()
+        first = (page - 1) * per_page
+        return {
+            "query": query,
+            "total": len(found),
+            "page": page,
+            "per_page": per_page,
+            "books": [self.book(column) for _, column in found[first : first + per_page]],
+        }
+
+    def _column(self, book_id, where):
+        column = self.columns.get(int(book_id))
+        if column is None:
+            raise ClientError(
+                422, f"{where}: unknown book_id {book_id} (goodbooks ids run from "
+                f"{self.data.book_ids[0]} to {self.data.book_ids[-1]}; search with /api/books?q=)"
+            )
+        return column
+
+    def reader_of(self, request):
+        if not request.ratings:
+            raise ClientError(422, "ratings is empty: rate at least one book")
+        if len(request.ratings) + len(request.to_read) > MAX_ITEMS:
+            raise ClientError(
+                422, f"too many books: {len(request.ratings)} ratings and {len(request.to_read)} to read, "
+                f"at most {MAX_ITEMS} in all"
+            )
+        rating_of = {}
+        for i, item in enumerate(request.ratings):
+            rating_of[self._column(item.book_id, f"ratings[{i}]")] = item.rating  # the last one counts
+        wanted = {self._column(book_id, f"to_read[{i}]") for i, book_id in enumerate(request.to_read)}
+        rated = np.array(sorted(rating_of), dtype=np.int64)
+        return reader.Reader(
+            name="this reader",
+            rated=rated,
+            ratings=np.array([rating_of[c] for c in rated], dtype=np.int64),
+            to_read=np.array(sorted(wanted - set(rating_of)), dtype=np.int64),
+        )
+
+    def recommend(self, who, top=10, source=None):
+        source = source or ("to_read" if len(who.to_read) else "all")
+        try:
+            found = recommender.recommend(self.model, self.data, who, n=top, source=source)
+        except InputError as error:
+            raise ClientError(422, str(error)) from None
+        names, shares = recommender.genre_profile(found, self.data)
+        titles = self.data.titles
+        return {
+            "from": source,
+            "recommendations": [
+                {
+                    "rank": rank,
+                    **self.book(column),
+                    "score": round(float(found.scores[column]), 6),
+                    "because_you_read": [
+                        {"book_id": int(self.data.book_ids[k]), "title": str(titles[k])} for k in because
+                    ],
+                }
+                for rank, (column, because) in enumerate(zip(found.columns, found.because), start=1)
+            ],
+            "genre_profile": {
+                "genres": names,
+                "read": [round(float(x), 4) for x in shares["read"]],
+                "recommended": [round(float(x), 4) for x in shares["recommended"]],
+            },
+        }
+
+    def goodreads(self, name, content, top):
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "export.csv")
+            with open(path, "wb") as handle:
+                handle.write(content)
+            try:
+                who = reader.from_goodreads(self.data, path)
+            except InputError as error:
+                # the temporary path means nothing to the client; name their file instead
+                raise ClientError(422, str(error).replace(path, name or "the upload")) from None
+        matched = sum(key is not None for key in who.matched)
+        summary = {
+            "rows": len(who.matched),
+            "matched": matched,
+            "by_key": {key: who.matched.count(key) for key in matching.KEYS if who.matched.count(key)},
+            "unmatched": [
+                {k: (v if isinstance(v, (str, int)) else int(v)) for k, v in row.items()} for row in who.unmatched
+            ],
+            "rated": len(who.rated),
+            "read_unrated": len(who.unrated),
+            "to_read": len(who.to_read),
+        }
+        if not len(who.read):
+            raise ClientError(422, f"{name or 'the upload'}: none of its {len(who.matched)} rows is a read book "
+                              "that goodbooks-10k knows, so there is nothing to recommend from")
+        return {"summary": summary, **self.recommend(who, top)}
+
+
+def _first_error(errors):
+    error = errors[0]
+    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    return f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "invalid request")
+
+
+def create_app(service):
+    app = FastAPI(
+        title="bookrbm",
+        description="What should I read next? Book recommendations from an RBM trained on goodbooks-10k.",
+        version="1",
+    )
+
+    @app.exception_handler(ClientError)
+    async def client_error(request: Request, error: ClientError):
+        return JSONResponse({"detail": error.detail}, status_code=error.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        return JSONResponse({"detail": _first_error(error.errors())}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, error: Exception):
+        log.exception("error answering %s %s", request.method, request.url.path)
+        return JSONResponse({"detail": "internal error; the server logged it"}, status_code=500)
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(PAGE, media_type="text/html")
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "books": service.data.n_books, "hidden": int(service.model.weights.shape[1])}
+
+    @app.get("/api/books")
+    def books(
+        q: str = Query(..., max_length=200, description="words of a title or an author"),
+        page: int = Query(1, ge=1),
+        per_page: int = Query(10, ge=1, le=50),
+    ):
+        return service.search(q, page, per_page)
+
+    @app.post("/api/recommendations")
+    def recommendations(request: RecommendationRequest):
+        return service.recommend(service.reader_of(request), request.top, request.source)
+
+    @app.get("/api/users/{user_id}/recommendations")
+    def user_recommendations(
+        user_id: int, top: int = Query(10, ge=1, le=100), source: Optional[Literal["to_read", "all"]] = Query(None, alias="from")
+    ):
+        try:
+            who = reader.from_user(service.data, user_id)
+        except InputError as error:
+            raise ClientError(404, str(error)) from None
+        return service.recommend(who, top, source)
+
+    @app.post("/api/goodreads")
+    def goodreads(request: Request, file: UploadFile = File(..., description="Goodreads library export CSV"),
+                  top: int = Query(10, ge=1, le=100)):
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_UPLOAD + 64 * 1024:
+            raise ClientError(413, f"upload too large: {int(declared)} bytes, at most {MAX_UPLOAD}")
+        content = file.file.read(MAX_UPLOAD + 1)
+        if len(content) > MAX_UPLOAD:
+            raise ClientError(413, f"upload too large: more than {MAX_UPLOAD} bytes")
+        name = re.sub(r"[^\w .-]", "_", os.path.basename(file.filename or "upload.csv"))[:100]
+        return service.goodreads(name, content, top)
+
+    return app

@@ -1,0 +1,40 @@
+#!/usr/bin/env python3
+"""Serve the recommender: a page at http://127.0.0.1:8000/ and its JSON API (/docs has the schema)."""
+import argparse
+import logging
+
+from bookrbm import paths
+from bookrbm.errors import InputError, cli
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
+    parser.add_argument("--model", default=paths.MODEL, help="model file from train_rbm.py (default: %(default)s)")
+    parser.add_argument("--data", default=paths.PROCESSED, help="processed file from preprocess.py (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+@cli
+def main(argv=None):
+    args = parse_args(argv)
+    if not 0 < args.port < 65536:
+        raise InputError(f"--port must be from 1 to 65535, not {args.port}")
+    import uvicorn
+    from threadpoolctl import threadpool_limits
+
+    from bookrbm import web
+
+    # Requests run side by side in uvicorn's threads; a BLAS that also starts a thread per
+    # core for each of them oversubscribes the cores (measured: 30 requests/s instead of hundreds).
+    threadpool_limits(limits=1, user_api="blas")
+
+    service = web.Service.from_files(args.model, args.data)  # a bad file stops here, with one line
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    print(f"serving {service.data.n_books} books on http://{args.host}:{args.port}/ (API schema at /docs)")
+    uvicorn.run(web.create_app(service), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
