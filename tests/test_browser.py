@@ -1,0 +1,94 @@
+"""The page in a real browser: headless Debian Chromium driven by Playwright, on a phone-sized screen.
+
+Playwright's own browser download cannot work here, so it drives /usr/bin/chromium (CI installs
+it through .ci/run). The screenshot goes to results/browser.png.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from bookrbm import paths
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium (.ci/run installs it)")
+
+
+@pytest.fixture
+def server(sample_file, quick_model_file):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "serve.py", "--port", str(port), "--data", str(sample_file), "--model", str(quick_model_file)],
+        cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/healthz", timeout=2)
+            break
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"serve.py did not start: {process.stderr.read().decode()[-500:]}")
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def add_and_rate(page, query, stars):
+    with page.expect_response(lambda response: "/api/books" in response.url and query.split()[-1] in response.url):
+        page.fill("#search", query)
+    first = page.locator("#results li.result").first
+    page.wait_for_function(
+        "q => (document.querySelector('#results li.result .title') || {}).textContent?.toLowerCase().includes(q)",
+        arg=query.split()[-1],
+    )
+    title = first.locator(".title").inner_text()
+    first.get_by_role("button").click()
+    mine = page.locator("#mine li.mine").filter(has_text=title)
+    mine.locator(f'.star[data-value="{stars}"]').click()
+    assert mine.locator(".star.on").count() == stars
+    return title
+
+
+def test_search_rate_and_get_recommendations(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
+            page.goto(server)
+            assert page.locator("#recommend").is_disabled()
+            titles = [add_and_rate(page, "hobbit", 5), add_and_rate(page, "name of the wind", 4),
+                      add_and_rate(page, "harry potter", 5)]
+            assert page.locator("#mine li.mine").count() == 3
+            page.click("#recommend")
+            cards = page.locator("#recs li.recommendation")
+            cards.first.wait_for()
+            assert cards.count() == 10
+            assert page.locator("#summary").inner_text() == "From your 3 rated books:"
+            shown = page.locator("#recs").inner_text()
+            assert not any(f". {title}\n" in shown for title in titles)  # nothing already read
+            assert page.locator("#profile > div").count() >= 2
+            # covers: an image where the network allows, the placeholder (initials) where it does not
+            covers = page.locator("#recs li.recommendation").locator(".placeholder, img.cover")
+            assert covers.count() == 10
+            assert page.evaluate("[...document.querySelectorAll('#recs img')].every(i => i.naturalWidth > 0)")
+            # fits a phone: nothing wider than the screen
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+            os.makedirs(paths.RESULTS, exist_ok=True)
+            page.screenshot(path=os.path.join(paths.RESULTS, "browser.png"), full_page=True)
+        finally:
+            browser.close()

@@ -1,0 +1,139 @@
+"""The JSON API, through FastAPI's test client, on the bundled sample and a quick model."""
+import warnings
+
+import numpy as np
+import pytest
+
+from bookrbm import reader, web
+from bookrbm.recommend import recommend
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # starlette's note about httpx's successor
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture(scope="module")
+def service(quick_model, sample):
+    return web.Service(quick_model, sample)
+
+
+@pytest.fixture(scope="module")
+def client(service):
+    return TestClient(web.create_app(service), raise_server_exceptions=False)
+
+
+def rated(book_ids, stars=5):
+    return {"ratings": [{"book_id": b, "rating": stars} for b in book_ids]}
+
+
+def test_health_and_openapi_schema(client):
+    assert client.get("/healthz").json() == {"status": "ok", "books": 10000, "hidden": 16}
+    schema = client.get("/openapi.json").json()
+    assert {"/api/books", "/api/recommendations", "/api/users/{user_id}/recommendations", "/api/goodreads",
+            "/healthz"} <= set(schema["paths"])
+
+
+def test_page_is_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert 'id="search"' in page.text and "/api/recommendations" in page.text and "viewport" in page.text
+
+
+def test_search_ranks_title_starts_first_and_pages(client):
+    found = client.get("/api/books", params={"q": "hobbit"}).json()
+    assert found["books"][0]["title"].startswith("The Hobbit")
+    assert all("hobbit" in (b["title"] + b["authors"]).lower() for b in found["books"])
+    by_author = client.get("/api/books", params={"q": "rowling", "per_page": 5}).json()
+    assert by_author["total"] > 5 and len(by_author["books"]) == 5
+    second = client.get("/api/books", params={"q": "rowling", "per_page": 5, "page": 2}).json()
+    assert not {b["book_id"] for b in second["books"]} & {b["book_id"] for b in by_author["books"]}
+    book = by_author["books"][0]
+    assert set(book) == {"book_id", "title", "authors", "genres", "image_url"} and book["genres"]
+
+
+def test_recommendations_match_the_command_line_ranking(client, service, sample, quick_model):
+    body = {**rated([7, 192, 562]), "top": 5}
+    answer = client.post("/api/recommendations", json=body).json()
+    assert answer["from"] == "all" and len(answer["recommendations"]) == 5
+    who = reader.Reader("x", rated=sample.columns_of([7, 192, 562]).astype(np.int64), ratings=np.array([5, 5, 5]))
+    expected = recommend(quick_model, sample, who, n=5, source="all")
+    assert [r["book_id"] for r in answer["recommendations"]] == sample.book_ids[expected.columns].tolist()
+    first = answer["recommendations"][0]
+    assert {"rank", "book_id", "title", "authors", "score", "genres", "because_you_read", "image_url"} <= set(first)
+    assert not {7, 192, 562} & {r["book_id"] for r in answer["recommendations"]}
+    assert sum(answer["genre_profile"]["read"]) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_to_read_list_is_ranked_when_given(client):
+    answer = client.post("/api/recommendations", json={**rated([7]), "to_read": [19, 10, 7]}).json()
+    assert answer["from"] == "to_read"
+    assert {r["book_id"] for r in answer["recommendations"]} == {19, 10}  # 7 is read
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"ratings": []}, "ratings is empty"),
+        (rated([99999]), "ratings[0]: unknown book_id 99999"),
+        ({**rated([7]), "to_read": [0]}, "to_read[0]: unknown book_id 0"),
+        (rated([7], stars=6), "ratings.0.rating: Input should be less than or equal to 5"),
+        (rated([7], stars=0), "ratings.0.rating: Input should be greater than or equal to 1"),
+        (rated(range(1, 2002)), "too many books: 2001 ratings and 0 to read, at most 2000"),
+        ({"ratings": [{"book_id": "seven", "rating": 5}]}, "ratings.0.book_id: Input should be a valid integer"),
+        ({}, "ratings: Field required"),
+        ({**rated([7]), "from": "everything"}, "from: Input should be 'to_read' or 'all'"),
+    ],
+)
+def test_bad_recommendation_requests_are_422_with_a_message(client, body, message):
+    response = client.post("/api/recommendations", json=body)
+    assert response.status_code == 422
+    assert message in response.json()["detail"]
+
+
+def test_malformed_json_is_a_4xx(client):
+    response = client.post("/api/recommendations", content=b"{not json", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"]
+
+
+def test_user_recommendations_and_unknown_user(client, sample):
+    user_id = int(sample.user_ids[np.flatnonzero(np.diff(sample.to_read.indptr) > 0)[0]])
+    answer = client.get(f"/api/users/{user_id}/recommendations", params={"top": 3}).json()
+    assert answer["from"] == "to_read" and 1 <= len(answer["recommendations"]) <= 3
+    missing = client.get("/api/users/22/recommendations")
+    assert missing.status_code == 404 and "user_id 22 is not in the processed data" in missing.json()["detail"]
+
+
+def test_goodreads_upload(client):
+    from bookrbm import paths
+
+    with open(f"{paths.BUNDLED_DATA}/example_goodreads_export.csv", "rb") as handle:
+        answer = client.post("/api/goodreads", files={"file": ("my library.csv", handle, "text/csv")}).json()
+    summary = answer["summary"]
+    assert (summary["rows"], summary["matched"], summary["by_key"]) == (22, 21, {"book_id": 21})
+    assert [row["title"] for row in summary["unmatched"]] == ["Piranesi"]
+    assert answer["from"] == "to_read" and len(answer["recommendations"]) == 8
+
+
+@pytest.mark.parametrize(
+    "content, status, message",
+    [
+        (b"hello,world\n1,2\n", 422, "my.csv: missing column 'Book Id', 'Title'"),
+        (b"", 422, "my.csv: file is empty"),
+        (bytes(range(256)) * 4, 422, "binary data"),
+        (b"Book Id,Title,My Rating\n999999999,Nobody's Book,4\n", 422, "nothing to recommend from"),
+        (b"x" * (web.MAX_UPLOAD + 1), 413, "upload too large"),
+    ],
+)
+def test_bad_uploads_are_4xx_and_the_server_keeps_serving(client, content, status, message):
+    response = client.post("/api/goodreads", files={"file": ("my.csv", content, "text/csv")})
+    assert response.status_code == status
+    assert message in response.json()["detail"] and "/tmp" not in response.json()["detail"]
+    assert client.get("/healthz").status_code == 200
+
+
+def test_an_unexpected_error_is_a_500_without_traceback(service, monkeypatch):
+    app = web.create_app(service)
+    monkeypatch.setattr(service, "search", lambda *a: 1 / 0)
+    response = TestClient(app, raise_server_exceptions=False).get("/api/books", params={"q": "x"})
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error; the server logged it"}
