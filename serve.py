@@ -2,6 +2,7 @@
 """Serve the recommender: a page at http://127.0.0.1:8000/ and its JSON API (/docs has the schema)."""
 import argparse
 import logging
+import os
 
 from bookrbm import paths
 from bookrbm.errors import InputError, cli
@@ -13,12 +14,18 @@ def parse_args(argv):
     parser.add_argument("--port", type=int, default=8000, help="port (default: %(default)s)")
     parser.add_argument("--model", default=paths.MODEL, help="model file from train_rbm.py (default: %(default)s)")
     parser.add_argument("--data", default=paths.PROCESSED, help="processed file from preprocess.py (default: %(default)s)")
+    parser.add_argument(
+        "--workers", type=int, default=1,
+        help="server processes, each with its own copy of the model (default: %(default)s; one per core serves most)",
+    )
     return parser.parse_args(argv)
 
 
 @cli
 def main(argv=None):
     args = parse_args(argv)
+    if args.workers < 1:
+        raise InputError(f"--workers must be at least 1, not {args.workers}")
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be from 1 to 65535, not {args.port}")
     import uvicorn
@@ -32,8 +39,13 @@ def main(argv=None):
 
     service = web.Service.from_files(args.model, args.data)  # a bad file stops here, with one line
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    print(f"serving {service.data.n_books} books on http://{args.host}:{args.port}/ (API schema at /docs)")
-    uvicorn.run(web.create_app(service), host=args.host, port=args.port, log_level="warning")
+    print(f"serving {service.data.n_books} books on http://{args.host}:{args.port}/ (API schema at /docs)", flush=True)
+    if args.workers > 1:
+        os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"] = os.path.abspath(args.model), os.path.abspath(args.data)
+        uvicorn.run("bookrbm.web:app_from_env", factory=True, workers=args.workers, host=args.host, port=args.port,
+                    log_level="warning")
+    else:
+        uvicorn.run(web.create_app(service), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -43,7 +43,15 @@ class Model:
 
     def reconstruct(self, visible):
         """``scores`` of rows that are already visible vectors (``visible``'s output)."""
-        return rbm.reconstruct(visible, *self.params, self.settings.get("hidden_keep", 1.0))
+        keep = self.settings.get("hidden_keep", 1.0)
+        if visible.shape[0] == 1:
+            # one reader: h Wᵀ as a product with a row-major Wᵀ is a third faster than through the
+            # transposed view; the copy is made once, on the first such call
+            if getattr(self, "_weights_t", None) is None:
+                self._weights_t = np.ascontiguousarray(self.weights.T)
+            hidden = keep * rbm.mean_hiddens(visible, self.weights, self.hidden_bias)
+            return rbm.sigmoid(hidden @ self._weights_t + self.visible_bias)
+        return rbm.reconstruct(visible, *self.params, keep)
 
 
 def to_visible(user_items, kind):

@@ -195,6 +195,15 @@ class Service:
         return {"summary": summary, **self.recommend(who, top)}
 
 
+def app_from_env():
+    """The app for uvicorn's worker processes: model and data paths from the environment, as
+    serve.py sets them; BLAS kept to one thread, as each worker is one of several."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    return create_app(Service.from_files(os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"]))
+
+
 def _first_error(errors):
     error = errors[0]
     where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
@@ -238,8 +247,9 @@ def create_app(service):
         return service.search(q, page, per_page)
 
     @app.post("/api/recommendations")
-    def recommendations(request: RecommendationRequest):
-        return service.recommend(service.reader_of(request), request.top, request.source)
+    async def recommendations(request: RecommendationRequest):
+        # plain JSON types already: skip FastAPI's generic encoder, which walks every value
+        return JSONResponse(service.recommend(service.reader_of(request), request.top, request.source))
 
     @app.get("/api/users/{user_id}/recommendations")
     def user_recommendations(

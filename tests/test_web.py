@@ -137,3 +137,28 @@ def test_an_unexpected_error_is_a_500_without_traceback(service, monkeypatch):
     response = TestClient(app, raise_server_exceptions=False).get("/api/books", params={"q": "x"})
     assert response.status_code == 500
     assert response.json() == {"detail": "internal error; the server logged it"}
+
+
+def test_serve_refuses_bad_files_and_options_in_one_line(tmp_path, sample_file):
+    import subprocess
+    import sys
+
+    from bookrbm import paths
+
+    for argv, message in (
+        (["--model", str(tmp_path / "none.npz"), "--data", str(sample_file)], "none.npz: no such file; run train_rbm.py first"),
+        (["--port", "70000"], "--port must be from 1 to 65535"),
+        (["--workers", "0"], "--workers must be at least 1"),
+    ):
+        done = subprocess.run([sys.executable, "serve.py", *argv], cwd=paths.ROOT, capture_output=True, text=True,
+                              timeout=60, check=False)
+        assert done.returncode == 2 and message in done.stderr
+        assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_worker_processes_build_the_app_from_the_environment(monkeypatch, sample_file, quick_model_file):
+    monkeypatch.setattr("threadpoolctl.threadpool_limits", lambda **kwargs: None)  # keep this process's BLAS as it is
+    monkeypatch.setenv("BOOKRBM_MODEL", str(quick_model_file))
+    monkeypatch.setenv("BOOKRBM_DATA", str(sample_file))
+    answer = TestClient(web.app_from_env()).post("/api/recommendations", json=rated([7])).json()
+    assert len(answer["recommendations"]) == 10
