@@ -5,7 +5,7 @@ PYTHON ?= python3
 PY := $(VENV)/bin/python
 USER_ID ?= 13
 
-.PHONY: setup demo test evaluation clean
+.PHONY: setup demo test evaluation serve clean
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# The web app on http://127.0.0.1:8000/ (after `make demo` has trained a model).
+serve: setup
+	$(PY) serve.py
 
 # The README's quality table: both presets and every tuned baseline on the bundled sample.
 evaluation: setup
