@@ -43,15 +43,23 @@ class Model:
 
     def reconstruct(self, visible):
         """``scores`` of rows that are already visible vectors (``visible``'s output)."""
-        keep = self.settings.get("hidden_keep", 1.0)
         if visible.shape[0] == 1:
-            # one reader: h Wᵀ as a product with a row-major Wᵀ is a third faster than through the
-            # transposed view; the copy is made once, on the first such call
-            if getattr(self, "_weights_t", None) is None:
-                self._weights_t = np.ascontiguousarray(self.weights.T)
-            hidden = keep * rbm.mean_hiddens(visible, self.weights, self.hidden_bias)
-            return rbm.sigmoid(hidden @ self._weights_t + self.visible_bias)
-        return rbm.reconstruct(visible, *self.params, keep)
+            return self.visible_means(self.hiddens(visible))
+        return rbm.reconstruct(visible, *self.params, self.settings.get("hidden_keep", 1.0))
+
+    def hiddens(self, visible):
+        """The hidden layer that drives a reconstruction: p(h|v), scaled by ``hidden_keep``
+        for a model trained with dropout; (n_users, n_hidden)."""
+        return self.settings.get("hidden_keep", 1.0) * rbm.mean_hiddens(visible, self.weights, self.hidden_bias)
+
+    def visible_means(self, hidden):
+        """p(v|h) of rows of ``hiddens``: the scores, (n_users, n_books).
+
+        h Wᵀ against a row-major copy of Wᵀ (made once) is a third faster for few rows than
+        through the transposed view."""
+        if getattr(self, "_weights_t", None) is None:
+            self._weights_t = np.ascontiguousarray(self.weights.T)
+        return rbm.sigmoid(hidden @ self._weights_t + self.visible_bias)
 
 
 def to_visible(user_items, kind):

@@ -82,14 +82,19 @@ def recommend(model, data, reader, n=10, source="to_read", explain=3):
         weights, so no reader needs retraining.
     explain : how many read books to name for each recommendation.
     """
+    if not isinstance(reader, Reader):
+        reader = from_user(data, reader)
+    inputs = model.visible(reader.visible(data.n_books))
+    return rank(model, data, reader, inputs, model.reconstruct(inputs)[0], n, source, explain)
+
+
+def rank(model, data, reader, inputs, scores, n=10, source="to_read", explain=3):
+    """``recommend`` once the scores are known: ``inputs`` is the reader's visible vector as
+    the model sees it (CSR, 1 row), ``scores`` its reconstruction (n_books,)."""
     if source not in SOURCES:
         raise InputError(f"--from must be one of {', '.join(SOURCES)}, not {source!r}")
     if n < 1:
         raise InputError(f"--top must be at least 1, not {n}")
-    if not isinstance(reader, Reader):
-        reader = from_user(data, reader)
-    inputs = model.visible(reader.visible(data.n_books))
-    scores = model.reconstruct(inputs)[0]
     columns = top_n(scores, candidates(data, reader, source), n)
     because = explain_because(model, inputs, columns, reader.read, top=explain) if explain else []
     return Recommendations(reader=reader, source=source, columns=columns, scores=scores, because=because)
