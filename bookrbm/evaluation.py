@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .interactions import split_size
+from .recommend import top_n
 
 METRICS = ("precision", "recall", "ndcg", "ndcg_liked", "map", "hit_rate", "coverage")
 LIKED = 4  # a hidden rating of at least this counts as relevant for ndcg_liked
@@ -82,12 +83,23 @@ def hold_out(ratings, fraction=0.2, seed=0):
 def top_k(scores, shown, k):
     """(n_users, k) columns of the best-scored books not in ``shown``, best first.
 
-    Ties go to the lower column (a stable sort), so a model that cannot tell books apart
-    gets no luck from the order.
+    The same ranking as recommend.py's (``top_n``): ties go to the lower column, so a model
+    that cannot tell books apart gets no luck from the order. A user with fewer than ``k``
+    books left gets their shown books after them, lowest column first.
     """
-    scores = np.array(scores, dtype=np.float64, copy=True)
-    scores[shown.nonzero()] = -np.inf
-    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    scores = np.asarray(scores)
+    shown = sp.csr_matrix(shown)
+    n_books = scores.shape[1]
+    ranked = np.empty((scores.shape[0], k), dtype=np.int64)
+    for row in range(scores.shape[0]):
+        seen = shown.indices[shown.indptr[row] : shown.indptr[row + 1]]
+        candidates = np.ones(n_books, dtype=bool)
+        candidates[seen] = False
+        best = top_n(scores[row], candidates, k)
+        if len(best) < k:
+            best = np.concatenate([best, np.sort(seen)[: k - len(best)]])
+        ranked[row] = best
+    return ranked
 
 
 def _discounts(k):
