@@ -5,15 +5,13 @@ the graph three times (once per updated parameter), each run drawing its own sam
 reconstruction is sampled. This is what our trainer (bookrbm/graph.py) replaced: never use
 it to train.
 """
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# before TensorFlow itself: the same set-up as our trainer (oneDNN, quiet start, graph mode)
+import bookrbm.graph  # noqa: F401, I001
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 tf1 = tf.compat.v1
-tf1.disable_eager_execution()
 
 
 class WriteupRBM:
