@@ -8,7 +8,7 @@ import os
 from bookrbm import interactions, matching, model, paths, reader
 from bookrbm import recommend as recommender
 from bookrbm.atomic import write_csv
-from bookrbm.errors import cli
+from bookrbm.errors import InputError, cli
 
 
 def parse_args(argv):
@@ -50,6 +50,11 @@ def load_reader(args, data):
         f"({matching.summary(found.matched)}); {n_rows - n_matched} not among its 10,000 books "
         f"→ {paths.shown(path)}"
     )
+    if not n_matched:
+        raise InputError(
+            f"{args.goodreads or args.ratings}: none of its {n_rows} rows is a goodbooks-10k book "
+            f"(they are in {paths.shown(path)}), so there is nothing to recommend from"
+        )
     print(
         f"{len(found.rated)} rated, {len(found.unrated)} read but not rated, "
         f"{len(found.to_read)} to read, {len(found.shelved)} on other shelves"

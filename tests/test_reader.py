@@ -277,3 +277,12 @@ def test_bundled_example_export(sample):
     assert sum(k == "book_id" for k in found.matched) == 21
     assert [row["title"] for row in found.unmatched] == ["Piranesi"]
     assert (len(found.rated), len(found.unrated), len(found.to_read), len(found.shelved)) == (11, 1, 8, 1)
+
+
+def test_a_file_with_no_known_book_says_so(sample_file, quick_model_file, tmp_path, capsys):
+    path = tmp_path / "strangers.csv"
+    path.write_text("Book Id,Title,Author,My Rating\n999999991,Piranesi,Susanna Clarke,5\n999999992,Klara and the Sun,Kazuo Ishiguro,4\n")
+    err = expect_exit_2(["--goodreads", str(path), "--data", str(sample_file), "--model", str(quick_model_file),
+                         "--results", str(tmp_path), "--plots", str(tmp_path)], capsys)
+    assert "strangers.csv: none of its 2 rows is a goodbooks-10k book" in err
+    assert pd.read_csv(tmp_path / "unmatched.csv").title.tolist() == ["Piranesi", "Klara and the Sun"]
