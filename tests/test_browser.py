@@ -92,3 +92,24 @@ def test_search_rate_and_get_recommendations(server):
             page.screenshot(path=os.path.join(paths.RESULTS, "browser.png"), full_page=True)
         finally:
             browser.close()
+
+
+def test_goodreads_upload_on_the_page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1024, "height": 800})
+            page.goto(server)
+            page.set_input_files("#upload", os.path.join(paths.BUNDLED_DATA, "example_goodreads_export.csv"))
+            page.locator("#recs li.recommendation").first.wait_for()
+            summary = page.locator("#summary").inner_text()
+            assert summary.startswith("example_goodreads_export.csv: 21 of 22 books found in goodbooks-10k")
+            assert "ranking your to-read shelf" in summary
+            assert page.locator("#recs li.recommendation").count() == 8  # the to-read shelf, less what was read
+            page.set_input_files("#upload", {"name": "broken.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"})
+            page.locator("#error").filter(has_text="missing column").wait_for()
+            assert "broken.csv: missing column 'Book Id', 'Title'" in page.locator("#error").inner_text()
+        finally:
+            browser.close()
