@@ -3,6 +3,7 @@
 import argparse
 import logging
 import os
+import socket
 
 from bookrbm import paths
 from bookrbm.errors import InputError, cli
@@ -21,6 +22,16 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def check_free(host, port):
+    """Say so in one line if the address cannot be listened on, before loading anything."""
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as error:
+        raise InputError(f"{host}:{port}: cannot listen there ({error.strerror}); choose another --port or --host") from None
+
+
 @cli
 def main(argv=None):
     args = parse_args(argv)
@@ -28,6 +39,7 @@ def main(argv=None):
         raise InputError(f"--workers must be at least 1, not {args.workers}")
     if not 0 < args.port < 65536:
         raise InputError(f"--port must be from 1 to 65535, not {args.port}")
+    check_free(args.host, args.port)
     import uvicorn
     from threadpoolctl import threadpool_limits
 

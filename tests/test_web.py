@@ -149,6 +149,7 @@ def test_serve_refuses_bad_files_and_options_in_one_line(tmp_path, sample_file):
         (["--model", str(tmp_path / "none.npz"), "--data", str(sample_file)], "none.npz: no such file; run train_rbm.py first"),
         (["--port", "70000"], "--port must be from 1 to 65535"),
         (["--workers", "0"], "--workers must be at least 1"),
+        (["--host", "203.0.113.9"], "203.0.113.9:8000: cannot listen there"),
     ):
         done = subprocess.run([sys.executable, "serve.py", *argv], cwd=paths.ROOT, capture_output=True, text=True,
                               timeout=60, check=False)
