@@ -125,6 +125,9 @@ class RBMGraph:
             self.train_step = tf.group(*updates, name="cd_update")
             self.scores = self._mean_visibles(hidden_keep * self._mean_hiddens(v0))
             self.init = tf1.global_variables_initializer()
+            # loading other weights (the averaged ones, to measure them) without a new graph
+            self.loaded = [tf1.placeholder(tf.float32, param.shape) for param in params]
+            self.load = tf.group(*[param.assign(value) for param, value in zip(params, self.loaded)])
         self.session = tf1.Session(graph=self.graph)
         self.session.run(self.init)
 
@@ -149,6 +152,10 @@ class RBMGraph:
     def reconstruct(self, batch):
         """Mean-field reconstruction p(v | p(h|v)), (batch, n_visible)."""
         return self.session.run(self.scores, {self.visible: batch})
+
+    def set_params(self, weights, visible_bias, hidden_bias):
+        """Make these the graph's parameters (the velocities stay as they are)."""
+        self.session.run(self.load, dict(zip(self.loaded, (weights, visible_bias, hidden_bias))))
 
     def params(self):
         """Current (weights, visible_bias, hidden_bias) as NumPy arrays."""

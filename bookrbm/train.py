@@ -134,8 +134,12 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
                 averaged = params if averaged is None else [
                     settings["average"] * old + (1 - settings["average"]) * new for old, new in zip(averaged, params)
                 ]
-                params = averaged
-            errors_valid = valid_errors(net, valid, settings["batch_size"])
+                current, params = params, averaged
+                net.set_params(*params)  # so that the valid error, too, is that of the averaged weights
+                errors_valid = valid_errors(net, valid, settings["batch_size"])
+                net.set_params(*current)  # training goes on from its own weights
+            else:
+                errors_valid = valid_errors(net, valid, settings["batch_size"])
             row = {
                 "epoch": epoch,
                 "train_free_energy": float(rbm.mean_free_energy(fit, *params)),

@@ -143,3 +143,24 @@ def test_dropout_rbm_reconstruction_matches_numpy(tiny):
         assert (moved > 0).any()
     finally:
         net.close()
+
+
+def test_valid_error_is_measured_on_the_averaged_weights(sample):
+    """With averaging, every per-epoch figure describes the weights that are kept."""
+    def fit(average):
+        return train.train(sample, hidden=8, epochs=2, max_batches=3, seed=2, average=average, eval_every=0,
+                           patience=0, progress=False, log=lambda m: None)
+
+    averaged, plain = fit(0.7), fit(0.0)
+    # averaging changes only what is measured and kept, never the training path: epoch 1 is alike
+    assert averaged.history[0] == plain.history[0]
+    net = RBMGraph(*averaged.params, learning_rate=0.1, seed=2, hidden_keep=averaged.settings["hidden_keep"])
+    try:
+        from bookrbm.model import to_visible
+
+        valid = to_visible(sample.ratings[sample.valid_rows], averaged.settings["input"])
+        errors = train.valid_errors(net, valid, averaged.settings["batch_size"])
+    finally:
+        net.close()
+    assert averaged.history[-1]["valid_error"] == pytest.approx(np.mean(errors), rel=0.02)
+    assert averaged.history[-1]["valid_error"] != plain.history[-1]["valid_error"]
