@@ -5,6 +5,7 @@ trained weights (NumPy only, no TensorFlow). Every error a client can cause is a
 one-line JSON ``detail``; anything else is logged and answered with a plain 500, never a
 traceback.
 """
+import collections
 import logging
 import os
 import re
@@ -51,10 +52,6 @@ class RecommendationRequest(BaseModel):
     )
 
 
-def _plain(text):
-    return matching.normal_title(text)
-
-
 class Service:
     """The loaded model and catalogue, and what the endpoints do with them."""
 
@@ -63,8 +60,8 @@ class Service:
         self.model, self.data = trained, data
         self.columns = {int(b): c for c, b in enumerate(data.book_ids)}
         # search text per book: both titles and the authors, normalised once
-        self.titles = [_plain(f"{t} {e}") for t, e in zip(data.titles, data.catalogue.edition_titles)]
-        self.authors = [_plain(a) for a in data.authors]
+        self.titles = [matching.normal_title(f"{t} {e}") for t, e in zip(data.titles, data.catalogue.edition_titles)]
+        self.authors = [matching.normal_title(a) for a in data.authors]
 
     @classmethod
     def from_files(cls, model_path, data_path):
@@ -83,7 +80,7 @@ class Service:
     def search(self, query, page, per_page):
         """Books whose title or authors hold every word of ``query``: titles that start with
         it first, then a title word that does, then anywhere; more popular first."""
-        words = _plain(query).split()
+        words = matching.normal_title(query).split()
         if not words:
             raise ClientError(422, "q is empty: type part of a title or an author")
         phrase = " ".join(words)
@@ -181,7 +178,7 @@ class Service:
         summary = {
             "rows": len(who.matched),
             "matched": matched,
-            "by_key": {key: who.matched.count(key) for key in matching.KEYS if who.matched.count(key)},
+            "by_key": dict(collections.Counter(key for key in who.matched if key)),
             "unmatched": [
                 {k: (v if isinstance(v, (str, int)) else int(v)) for k, v in row.items()} for row in who.unmatched
             ],
