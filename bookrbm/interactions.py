@@ -62,6 +62,13 @@ class Interactions:
             return row
         return None
 
+    def column_of(self, book_id):
+        """Column of a goodbooks ``book_id``, or None if the data has no such book."""
+        column = int(np.searchsorted(self.book_ids, book_id))
+        if column < len(self.book_ids) and self.book_ids[column] == book_id:
+            return column
+        return None
+
     def columns_of(self, book_ids):
         """Column indices of goodbooks ``book_id``s (all must be present)."""
         return np.searchsorted(self.book_ids, book_ids)

@@ -42,6 +42,7 @@ class Reader:
     unmatched: list = dataclasses.field(default_factory=list)
     unmatched_columns: tuple = EXPORT_COLUMNS
     repeats: int = 0
+    user_id: int = None
 
     @property
     def read(self):
@@ -82,6 +83,7 @@ def from_user(data, user_id):
         rated=rated,
         ratings=np.rint(data.ratings.data[start:stop] * 5).astype(np.int64),
         to_read=wanted[~np.isin(wanted, rated)].astype(np.int64),
+        user_id=int(user_id),
     )
 
 
@@ -148,12 +150,12 @@ def from_ratings(data, path):
     book_ids = goodbooks.integer_column(table, "book_id", path) if "book_id" in table else np.full(n, -1)
     titles = table["title"].fillna("").astype(str) if "title" in table else [""] * n
     authors = table["author"].fillna("").astype(str) if "author" in table else [""] * n
-    known = dict(zip(data.book_ids.tolist(), range(data.n_books)))
     index = matching.Index(data)
 
     def match(row):  # a goodbooks book_id first, then whatever the title says
-        if row["book_id"] in known:
-            return known[row["book_id"]], "book_id"
+        column = data.column_of(row["book_id"])
+        if column is not None:
+            return column, "book_id"
         if row["title"]:
             return index.match(title=row["title"], author=row["author"])
         return None, None

@@ -64,7 +64,7 @@ def candidates(data, reader, source):
     wanted &= allowed
     if not wanted.any():
         hint = ""
-        if reader.name.startswith("user ") and data.to_read.nnz:
+        if reader.user_id is not None and data.to_read.nnz:
             readers = np.flatnonzero(np.diff(data.to_read.indptr) > 0)
             hint = f" (users with to-read lists: {', '.join(str(u) for u in data.user_ids[readers[:5]])})"
         raise InputError(

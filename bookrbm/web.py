@@ -58,7 +58,6 @@ class Service:
     def __init__(self, trained, data):
         recommender.check_compatible(trained, data)
         self.model, self.data = trained, data
-        self.columns = {int(b): c for c, b in enumerate(data.book_ids)}
         # search text per book: both titles and the authors, normalised once
         self.titles = [matching.normal_title(f"{t} {e}") for t, e in zip(data.titles, data.catalogue.edition_titles)]
         self.authors = [matching.normal_title(a) for a in data.authors]
@@ -108,7 +107,7 @@ class Service:
         }
 
     def _column(self, book_id, where):
-        column = self.columns.get(int(book_id))
+        column = self.data.column_of(book_id)
         if column is None:
             raise ClientError(
                 422, f"{where}: unknown book_id {book_id} (goodbooks ids run from "
