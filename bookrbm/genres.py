@@ -4,6 +4,8 @@ shelf (tag), and most shelves are not genres (to-read, favorites, owned, kindle,
 Only shelves in ``GENRES`` count; synonyms ("sci-fi", "scifi", "sf") merge into one genre.
 "fiction" and "non-fiction" say too little to lead a book's genres, so they come last.
 """
+import collections
+
 import numpy as np
 
 GENRES = {
@@ -104,22 +106,16 @@ def profile(groups, top=8):
     keep their names; the rest are pooled as "other".
     Returns (genre names, {name: shares}) with shares aligned to the names.
     """
-    counts = {name: {} for name in groups}
-    overall = {}
-    for name, books in groups.items():
-        for genres in books:
-            g = primary(genres)
-            counts[name][g] = counts[name].get(g, 0) + 1
-            if g != OTHER:
-                overall[g] = overall.get(g, 0) + 1
+    counts = {name: collections.Counter(primary(genres) for genres in books) for name, books in groups.items()}
+    overall = sum(counts.values(), collections.Counter())
+    overall.pop(OTHER, None)
     names = sorted(overall, key=lambda g: (-overall[g], g))[:top]
     has_other = any(set(c) - set(names) for c in counts.values())
-    names = names + [OTHER] * has_other
     shares = {}
     for name, book_counts in counts.items():
         total = sum(book_counts.values())
-        kept = np.array([book_counts.get(g, 0) for g in names[: len(names) - has_other]], dtype=float)
+        kept = [book_counts[g] for g in names]
         if has_other:
-            kept = np.append(kept, total - kept.sum())
-        shares[name] = kept / total if total else kept
-    return names, shares
+            kept.append(total - sum(kept))
+        shares[name] = np.array(kept, dtype=float) / (total or 1)
+    return names + [OTHER] * has_other, shares
