@@ -119,12 +119,13 @@ def _collect(name, rows, match, columns):
     )
 
 
-def from_goodreads(data, path):
-    """A reader from a Goodreads library export."""
+def from_goodreads(data, path, index=None):
+    """A reader from a Goodreads library export; ``index`` is ``matching.Index(data)`` when the
+    caller keeps one (a server: building it takes a good part of a second)."""
     from . import goodreads  # pandas: only for files, so that --user starts quickly
 
     export = goodreads.read_export(path)
-    index = matching.Index(data)
+    index = index or matching.Index(data)
 
     def match(row):
         return index.match(row["goodreads_id"], row["isbn13"], row["isbn"], row["title"], row["author"])

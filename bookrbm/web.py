@@ -61,6 +61,7 @@ class Service:
         # search text per book: both titles and the authors, normalised once
         self.titles = [matching.normal_title(f"{t} {e}") for t, e in zip(data.titles, data.catalogue.edition_titles)]
         self.authors = [matching.normal_title(a) for a in data.authors]
+        self._index = None  # the matching index, built at the first upload and kept
 
     @classmethod
     def from_files(cls, model_path, data_path):
@@ -169,7 +170,9 @@ class Service:
             with open(path, "wb") as handle:
                 handle.write(content)
             try:
-                who = reader.from_goodreads(self.data, path)
+                if self._index is None:
+                    self._index = matching.Index(self.data)
+                who = reader.from_goodreads(self.data, path, self._index)
             except InputError as error:
                 # the temporary path means nothing to the client; name their file instead
                 raise ClientError(422, str(error).replace(path, name or "the upload")) from None
