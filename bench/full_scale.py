@@ -139,7 +139,7 @@ def _child(args, mode):
     command = [sys.executable, os.path.abspath(__file__), "--measure", mode, "--folder", args.folder]
     for name in ("seed", "epochs", "hidden", "batch_size", "gemm"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    wall, rss, out = run_measured(command)
+    _, rss, out = run_measured(command)
     return rss, json.loads(out.strip().splitlines()[-1])
 
 
@@ -153,7 +153,7 @@ def _fit_users(data, settings):
 
 def measure_train(args):
     """Child: our trainer's epochs on the stand-in; saves the model for the recommend timings."""
-    from bookrbm import interactions, model, rbm, train
+    from bookrbm import interactions, model, train
     from bookrbm.settings import DEFAULTS
 
     data = interactions.load(os.path.join(args.folder, "processed.npz"))
@@ -168,9 +168,7 @@ def measure_train(args):
         seconds.append(time.perf_counter() - start)
     start = time.perf_counter()
     params = net.params()
-    rbm.mean_free_energy(fit, *params)
-    rbm.mean_free_energy(valid, *params)
-    train.valid_errors(net, valid, args.batch_size)
+    train.epoch_figures(net, fit, valid, params, args.batch_size)
     metrics = time.perf_counter() - start
     net.close()
     model.save(os.path.join(args.folder, "model.npz"), model.Model(*params, data.book_ids, settings))

@@ -99,6 +99,17 @@ def valid_errors(net, valid, batch_size):
     return [net.batch_error(valid[b].toarray()) for b in _batches(valid.shape[0], batch_size)]
 
 
+def epoch_figures(net, fit, valid, params, batch_size):
+    """(train free energy, valid free energy, valid reconstruction error) of ``params``; the
+    error comes from the graph, so ``params`` must be the ones loaded in ``net``."""
+    errors = valid_errors(net, valid, batch_size)
+    return (
+        float(rbm.mean_free_energy(fit, *params)),
+        float(rbm.mean_free_energy(valid, *params)),
+        float(np.mean(errors)) if errors else float("nan"),
+    )
+
+
 def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides):
     """Fit an RBM to the fit users of ``data`` (the training split less the tuning users).
 
@@ -136,16 +147,15 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
                 ]
                 current, params = params, averaged
                 net.set_params(*params)  # so that the valid error, too, is that of the averaged weights
-                errors_valid = valid_errors(net, valid, settings["batch_size"])
+            train_energy, valid_energy, valid_error = epoch_figures(net, fit, valid, params, settings["batch_size"])
+            if settings["average"]:
                 net.set_params(*current)  # training goes on from its own weights
-            else:
-                errors_valid = valid_errors(net, valid, settings["batch_size"])
             row = {
                 "epoch": epoch,
-                "train_free_energy": float(rbm.mean_free_energy(fit, *params)),
-                "valid_free_energy": float(rbm.mean_free_energy(valid, *params)),
+                "train_free_energy": train_energy,
+                "valid_free_energy": valid_energy,
                 "train_error": float(np.mean(errors)),
-                "valid_error": float(np.mean(errors_valid)) if errors_valid else float("nan"),
+                "valid_error": valid_error,
                 "tuning_ndcg": None,
             }
             line = (
