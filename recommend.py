@@ -5,7 +5,7 @@ recommendation and the reader's books that led to it."""
 import argparse
 import os
 
-from bookrbm import interactions, matching, model, paths, reader
+from bookrbm import chart, interactions, matching, model, paths, reader
 from bookrbm import recommend as recommender
 from bookrbm.atomic import write_csv
 from bookrbm.errors import InputError, cli
@@ -34,7 +34,7 @@ def parse_args(argv):
         default=paths.RESULTS,
         help="folder for read_books.csv, recommendations.csv and unmatched.csv (default: %(default)s)",
     )
-    parser.add_argument("--plots", default=paths.PLOTS, help="folder for genres.png (default: %(default)s)")
+    parser.add_argument("--plots", default=paths.PLOTS, help="folder for genres.svg (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -93,10 +93,8 @@ def main(argv=None):
     names, shares = recommender.genre_profile(found, data)
     print("\ngenres (each book counted under its main genre):")
     print(recommender.format_profile(names, shares))
-    from bookrbm import plots  # matplotlib only now, so that a failed lookup above stays quick
-
-    plot_path = os.path.join(args.plots, "genres.png")
-    plots.plot_genres(names, shares, plot_path, f"Genres: what {who.name} read, what we recommend")
+    plot_path = os.path.join(args.plots, "genres.svg")
+    chart.write_genre_bars(names, shares, plot_path, f"Genres: what {who.name} read, what we recommend")
     print(f"\nwrote {paths.shown(read_path)}, {paths.shown(recs_path)}, {paths.shown(plot_path)}")
 
 

@@ -1,6 +1,5 @@
 """Learning curves as PNG files, written atomically."""
 import matplotlib
-import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -66,24 +65,5 @@ def plot_comparison(rows, metrics, path, title):
     axes.set_title(title)
     axes.grid(axis="y", alpha=0.3)
     axes.legend(fontsize="small", ncol=min(len(rows), 3))
-    figure.tight_layout()
-    _save(figure, path)
-
-
-def plot_genres(names, shares, path, title):
-    """Horizontal bars: the share of each genre in each group (``shares``: group → shares)."""
-    figure, axes = plt.subplots(figsize=(7, 0.45 * len(names) + 1.6))
-    height = 0.8 / len(shares)
-    for i, (group, values) in enumerate(shares.items()):
-        positions = [g + (i - (len(shares) - 1) / 2) * height for g in range(len(names))]
-        axes.barh(positions, values, height, label=group)
-    axes.set_yticks(range(len(names)))
-    axes.set_yticklabels(names)
-    axes.invert_yaxis()
-    axes.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
-    axes.set_xlabel("share of books (each book counts under its main genre)")
-    axes.set_title(title)
-    axes.grid(axis="x", alpha=0.3)
-    axes.legend()
     figure.tight_layout()
     _save(figure, path)
