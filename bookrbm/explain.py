@@ -27,9 +27,9 @@ def because(model, visible, recommended, read, top=3):
     contribution, largest first."""
     if len(read) == 0:
         return [np.zeros(0, np.int64) for _ in recommended]
+    read = np.sort(read)  # so that the stable sort below breaks ties by the lower column
     push = contributions(model, visible, recommended, read)
-    out = []
-    for row in push:
-        order = np.lexsort((read, -row))[:top]
-        out.append(np.asarray(read)[order[row[order] > 0]])
-    return out
+    order = np.argsort(-push, axis=1, kind="stable")[:, :top]
+    chosen = read[order]
+    positive = np.take_along_axis(push, order, axis=1) > 0
+    return [columns[keep] for columns, keep in zip(chosen, positive)]

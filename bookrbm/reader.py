@@ -82,7 +82,8 @@ def from_user(data, user_id):
         name=f"user {user_id}",
         rated=rated,
         ratings=np.rint(data.ratings.data[start:stop] * 5).astype(np.int64),
-        to_read=wanted[~np.isin(wanted, rated)].astype(np.int64),
+        # kind="table": the default isin sorts both arrays, which took half of this function
+        to_read=wanted[~np.isin(wanted, rated, kind="table")].astype(np.int64),
         user_id=int(user_id),
     )
 
