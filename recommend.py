@@ -23,8 +23,8 @@ def parse_args(argv):
         "--from",
         dest="source",
         choices=recommender.SOURCES,
-        help="to_read: rank the reader's to-read list (the write-up's choice; the default); "
-        "all: rank every book they have not read (the default for --ratings, which has no to-read list)",
+        help="to_read: rank the reader's to-read list (the write-up's choice); all: rank every book they have "
+        "not read (default: to_read when the reader has a to-read list, else all)",
     )
     parser.add_argument("--top", type=int, default=10, help="how many books to show and export (default: %(default)s)")
     parser.add_argument("--model", default=paths.MODEL, help="model file from train_rbm.py (default: %(default)s)")
@@ -50,11 +50,7 @@ def load_reader(args, data):
         f"({matching.summary(found.matched)}); {n_rows - n_matched} not among its 10,000 books "
         f"→ {paths.shown(path)}"
     )
-    if not n_matched:
-        raise InputError(
-            f"{args.goodreads or args.ratings}: none of its {n_rows} rows is a goodbooks-10k book "
-            f"(they are in {paths.shown(path)}), so there is nothing to recommend from"
-        )
+    reader.check_has_reads(found, args.goodreads or args.ratings)
     print(
         f"{len(found.rated)} rated, {len(found.unrated)} read but not rated, "
         f"{len(found.to_read)} to read, {len(found.shelved)} on other shelves"
@@ -70,8 +66,7 @@ def main(argv=None):
     data = interactions.load(args.data)
     recommender.check_compatible(trained, data)
     who = load_reader(args, data)
-    source = args.source or ("all" if args.ratings else "to_read")
-    found = recommender.recommend(trained, data, who, n=args.top, source=source)
+    found = recommender.recommend(trained, data, who, n=args.top, source=args.source)
 
     read = recommender.read_books_rows(found, data)
     recommended = recommender.recommendation_rows(found, data)
@@ -86,7 +81,9 @@ def main(argv=None):
     else:
         print(f"{who.name}: {len(read)} books read; the favourites:")
     print(recommender.format_table(read[:5], value="rating"))
-    where = "the to-read list" if source == "to_read" else "all books not yet read"
+    where = "the to-read list" if found.source == "to_read" else "all books not yet read"
+    if args.source is None and found.source == "all":
+        where += f" ({who.name} has no unread books on a to-read list)"
     print(f"\ntop {len(recommended)} from {where}:")
     print(recommender.format_table(recommended, details=("genres", "because_you_read")))
 

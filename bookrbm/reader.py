@@ -61,6 +61,17 @@ class Reader:
         )
 
 
+def check_has_reads(found, name):
+    """A reader from a file must have read at least one book goodbooks-10k knows: only read
+    books enter the model, so without one there is nothing to recommend from."""
+    if len(found.read):
+        return
+    matched = sum(key is not None for key in found.matched)
+    what = (f"none of its {matched} matched rows is a read book" if matched
+            else f"none of its {len(found.matched)} rows is a goodbooks-10k book")
+    raise InputError(f"{name}: {what}, so there is nothing to recommend from")
+
+
 def _columns(values):
     return np.asarray(sorted(values), dtype=np.int64)
 

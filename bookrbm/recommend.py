@@ -74,17 +74,24 @@ def candidates(data, reader, source):
     return wanted
 
 
-def recommend(model, data, reader, n=10, source="to_read", explain=3):
+def default_source(reader):
+    """What to rank when the reader does not say: their to-read list, as the write-up did,
+    or every book they have not read when they have no list."""
+    return "to_read" if len(reader.to_read) else "all"
+
+
+def recommend(model, data, reader, n=10, source=None, explain=3):
     """The ``n`` best books for ``reader`` (a ``Reader``, or a goodbooks user_id).
 
     source : "to_read" ranks the reader's to-read list (the write-up's choice); "all" ranks
-        every book they have not read. Their ratings are folded in through the trained
-        weights, so no reader needs retraining.
+        every book they have not read; None is ``default_source``. Their ratings are folded
+        in through the trained weights, so no reader needs retraining.
     explain : how many read books to name for each recommendation.
     """
     if not isinstance(reader, Reader):
         reader = from_user(data, reader)
     inputs = model.visible(reader.visible(data.n_books))
+    source = source or default_source(reader)
     return rank(model, data, reader, inputs, model.reconstruct(inputs)[0], n, source, explain)
 
 

@@ -137,7 +137,6 @@ class Service:
         )
 
     def recommend(self, who, top=10, source=None):
-        source = source or ("to_read" if len(who.to_read) else "all")
         try:
             found = recommender.recommend(self.model, self.data, who, n=top, source=source)
         except InputError as error:
@@ -145,7 +144,7 @@ class Service:
         names, shares = recommender.genre_profile(found, self.data)
         titles = self.data.titles
         return {
-            "from": source,
+            "from": found.source,
             "recommendations": [
                 {
                     "rank": rank,
@@ -188,9 +187,10 @@ class Service:
             "read_unrated": len(who.unrated),
             "to_read": len(who.to_read),
         }
-        if not len(who.read):
-            raise ClientError(422, f"{name or 'the upload'}: none of its {len(who.matched)} rows is a read book "
-                              "that goodbooks-10k knows, so there is nothing to recommend from")
+        try:
+            reader.check_has_reads(who, name or "the upload")
+        except InputError as error:
+            raise ClientError(422, str(error)) from None
         return {"summary": summary, **self.recommend(who, top)}
 
 

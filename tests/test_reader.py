@@ -307,3 +307,8 @@ def test_a_file_with_no_known_book_says_so(sample_file, quick_model_file, tmp_pa
                          "--results", str(tmp_path), "--plots", str(tmp_path)], capsys)
     assert "strangers.csv: none of its 2 rows is a goodbooks-10k book" in err
     assert pd.read_csv(tmp_path / "unmatched.csv").title.tolist() == ["Piranesi", "Klara and the Sun"]
+    # known books, but only on the to-read shelf: nothing read enters the model either
+    path.write_text("Book Id,Title,Author,My Rating,Exclusive Shelf\n2657,To Kill a Mockingbird,Harper Lee,0,to-read\n")
+    err = expect_exit_2(["--goodreads", str(path), "--data", str(sample_file), "--model", str(quick_model_file),
+                         "--results", str(tmp_path), "--plots", str(tmp_path)], capsys)
+    assert err.strip().endswith("strangers.csv: none of its 1 matched rows is a read book, so there is nothing to recommend from")

@@ -99,12 +99,18 @@ def test_unknown_user_gets_a_helpful_message(sample_file, quick_model_file, tmp_
     assert "user_id 22 is not in the processed data" in err and "for example" in err
 
 
-def test_user_without_to_read_is_pointed_to_from_all(sample, sample_file, quick_model_file, tmp_path, capsys):
+def test_user_without_to_read_gets_all_books_ranked_and_is_told(
+    sample, sample_file, quick_model_file, tmp_path, capsys
+):
     no_list = int(sample.user_ids[np.flatnonzero(np.diff(sample.to_read.indptr) == 0)[0]])
-    err = expect_exit_2(cli_args(sample_file, quick_model_file, tmp_path, "--user", str(no_list)), capsys)
-    assert "--from all" in err
-    recommend_cli.main(cli_args(sample_file, quick_model_file, tmp_path, "--user", str(no_list), "--from", "all"))
+    recommend_cli.main(cli_args(sample_file, quick_model_file, tmp_path, "--user", str(no_list)))
+    out = capsys.readouterr().out
+    assert f"from all books not yet read (user {no_list} has no unread books on a to-read list)" in out
     assert len(read_rows(tmp_path / "recommendations.csv")) == 10
+    # asking for the to-read list explicitly is an error that points to --from all
+    err = expect_exit_2(cli_args(sample_file, quick_model_file, tmp_path, "--user", str(no_list), "--from", "to_read"),
+                        capsys)
+    assert "--from all" in err
 
 
 def test_missing_model_is_a_clear_error(sample_file, tmp_path, capsys):
