@@ -130,18 +130,44 @@ def read_books_rows(found, data):
     ]
 
 
-def recommendation_rows(found, data):
+def book_record(data, column):
+    """One book as the web API shows it: ids, title, authors, up to 3 genres and the cover."""
+    return {
+        "book_id": int(data.book_ids[column]),
+        "title": str(data.titles[column]),
+        "authors": str(data.authors[column]),
+        "genres": data.catalogue.genres[column][:3],
+        "image_url": data.catalogue.image_urls[column],
+    }
+
+
+def recommendation_records(found, data):
+    """The recommendations, best first: rank, the book, its score, and the read books that
+    led to it (``because_you_read``: book_id and title of each)."""
     return [
         {
             "rank": rank,
-            "book_id": int(data.book_ids[c]),
-            "title": data.titles[c],
-            "authors": data.authors[c],
-            "score": round(float(found.scores[c]), 6),
-            "genres": _genres(data, c),
-            "because_you_read": " | ".join(data.titles[k] for k in because),
+            **book_record(data, column),
+            "score": round(float(found.scores[column]), 6),
+            "because_you_read": [{"book_id": int(data.book_ids[k]), "title": str(data.titles[k])} for k in because],
         }
-        for rank, (c, because) in enumerate(zip(found.columns, found.because), start=1)
+        for rank, (column, because) in enumerate(zip(found.columns, found.because), start=1)
+    ]
+
+
+def recommendation_rows(found, data):
+    """``recommendation_records`` as flat rows for recommendations.csv and the printed table."""
+    return [
+        {
+            "rank": record["rank"],
+            "book_id": record["book_id"],
+            "title": record["title"],
+            "authors": record["authors"],
+            "score": record["score"],
+            "genres": ", ".join(record["genres"]),
+            "because_you_read": " | ".join(book["title"] for book in record["because_you_read"]),
+        }
+        for record in recommendation_records(found, data)
     ]
 
 

@@ -67,16 +67,6 @@ class Service:
     def from_files(cls, model_path, data_path):
         return cls(model.load(model_path), interactions.load(data_path))
 
-    def book(self, column):
-        data = self.data
-        return {
-            "book_id": int(data.book_ids[column]),
-            "title": str(data.titles[column]),
-            "authors": str(data.authors[column]),
-            "genres": data.catalogue.genres[column][:3],
-            "image_url": data.catalogue.image_urls[column],
-        }
-
     def search(self, query, page, per_page):
         """Books whose title or authors hold every word of ``query``: titles that start with
         it first, then a title word that does, then anywhere; more popular first."""
@@ -104,7 +94,7 @@ class Service:
             "total": len(found),
             "page": page,
             "per_page": per_page,
-            "books": [self.book(column) for _, column in found[first : first + per_page]],
+            "books": [recommender.book_record(self.data, column) for _, column in found[first : first + per_page]],
         }
 
     def _column(self, book_id, where):
@@ -142,20 +132,9 @@ class Service:
         except InputError as error:
             raise ClientError(422, str(error)) from None
         names, shares = recommender.genre_profile(found, self.data)
-        titles = self.data.titles
         return {
             "from": found.source,
-            "recommendations": [
-                {
-                    "rank": rank,
-                    **self.book(column),
-                    "score": round(float(found.scores[column]), 6),
-                    "because_you_read": [
-                        {"book_id": int(self.data.book_ids[k]), "title": str(titles[k])} for k in because
-                    ],
-                }
-                for rank, (column, because) in enumerate(zip(found.columns, found.because), start=1)
-            ],
+            "recommendations": recommender.recommendation_records(found, self.data),
             "genre_profile": {
                 "genres": names,
                 "read": [round(float(x), 4) for x in shares["read"]],
