@@ -1,5 +1,6 @@
 """Train the RBM by contrastive divergence on the fit users, tracking free energy,
 reconstruction error and (optionally) NDCG@10 of the tuning users."""
+import dataclasses
 import os
 
 import numpy as np
@@ -110,12 +111,50 @@ def epoch_figures(net, fit, valid, params, batch_size):
     )
 
 
+@dataclasses.dataclass
+class BestSoFar:
+    """Early stopping's memory: the best tuning NDCG yet, its weights and epoch, and how
+    many evaluations have passed without beating it."""
+
+    ndcg: float = -np.inf
+    params: list = None
+    epoch: int = None
+    since: int = 0
+
+    def record(self, ndcg, params, epoch):
+        if ndcg > self.ndcg:
+            # safe to keep without a copy: every epoch makes new arrays
+            self.ndcg, self.params, self.epoch, self.since = ndcg, params, epoch, 0
+        else:
+            self.since += 1
+
+
+def running_average(averaged, params, rate):
+    """Polyak-style averaging across epochs: ``rate`` of the old average, the rest new."""
+    if averaged is None:
+        return params
+    return [rate * old + (1 - rate) * new for old, new in zip(averaged, params)]
+
+
+def _epoch_line(row):
+    line = (
+        f"epoch {row['epoch']:3d}  free energy train {row['train_free_energy']:9.3f} "
+        f"valid {row['valid_free_energy']:9.3f}  error train {row['train_error']:.6f} "
+        f"valid {row['valid_error']:.6f}"
+    )
+    if row["tuning_ndcg"] is not None:
+        line += f"  tuning NDCG@10 {row['tuning_ndcg']:.4f}"
+    return line
+
+
 def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides):
     """Fit an RBM to the fit users of ``data`` (the training split less the tuning users).
 
     overrides : any of ``settings.DEFAULTS``. With ``eval_every`` > 0, NDCG@10 of the tuning
         users is measured every that many epochs; with ``patience`` > 0 too, training stops
         after that many evaluations without a better NDCG, and the best weights are kept.
+        With ``average`` > 0, the weights averaged across epochs are the ones measured and
+        kept, while training goes on from its own.
     max_batches : stop each epoch after this many batches (for quick checks).
     """
     settings = {**DEFAULTS, **overrides}
@@ -133,23 +172,20 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
     def snapshot(params):
         return Model(*params, data.book_ids, dict(settings, seed=seed))
 
-    history, best, best_ndcg, since_best, averaged, params = [], None, -np.inf, 0, None, None
+    history, best, averaged = [], BestSoFar(), None
     epochs = settings["epochs"]
     try:
         for epoch in range(1, epochs + 1):
             errors = run_epoch(net, fit, rng, settings["batch_size"], max_batches, progress, f"epoch {epoch}/{epochs}")
             params = net.params()
             if settings["average"]:
-                # Polyak-style averaging across epochs smooths out the noise of the last steps;
-                # the averaged weights are the ones measured, kept and saved.
-                averaged = params if averaged is None else [
-                    settings["average"] * old + (1 - settings["average"]) * new for old, new in zip(averaged, params)
-                ]
-                current, params = params, averaged
-                net.set_params(*params)  # so that the valid error, too, is that of the averaged weights
-            train_energy, valid_energy, valid_error = epoch_figures(net, fit, valid, params, settings["batch_size"])
-            if settings["average"]:
-                net.set_params(*current)  # training goes on from its own weights
+                averaged = running_average(averaged, params, settings["average"])
+                net.set_params(*averaged)  # so that the valid error, too, is that of the averaged weights
+                train_energy, valid_energy, valid_error = epoch_figures(net, fit, valid, averaged, settings["batch_size"])
+                net.set_params(*params)  # training goes on from its own weights
+                params = averaged
+            else:
+                train_energy, valid_energy, valid_error = epoch_figures(net, fit, valid, params, settings["batch_size"])
             row = {
                 "epoch": epoch,
                 "train_free_energy": train_energy,
@@ -158,28 +194,17 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
                 "valid_error": valid_error,
                 "tuning_ndcg": None,
             }
-            line = (
-                f"epoch {epoch:3d}  free energy train {row['train_free_energy']:9.3f} "
-                f"valid {row['valid_free_energy']:9.3f}  error train {row['train_error']:.6f} "
-                f"valid {row['valid_error']:.6f}"
-            )
-            evaluate_now = settings["eval_every"] and (epoch % settings["eval_every"] == 0 or epoch == epochs)
-            if evaluate_now and tuning.n_users:
+            if settings["eval_every"] and (epoch % settings["eval_every"] == 0 or epoch == epochs) and tuning.n_users:
                 row["tuning_ndcg"] = evaluation.evaluate(snapshot(params), tuning)["ndcg"]
-                line += f"  tuning NDCG@10 {row['tuning_ndcg']:.4f}"
-                if row["tuning_ndcg"] > best_ndcg:
-                    # safe to keep without a copy: every epoch makes new arrays
-                    best, best_ndcg, since_best = (params, epoch), row["tuning_ndcg"], 0
-                else:
-                    since_best += 1
+                best.record(row["tuning_ndcg"], params, epoch)
             history.append(row)
-            log(line)
-            if settings["patience"] and since_best >= settings["patience"]:
-                log(f"stopping: no better tuning NDCG@10 for {since_best} evaluations")
+            log(_epoch_line(row))
+            if settings["patience"] and best.since >= settings["patience"]:
+                log(f"stopping: no better tuning NDCG@10 for {best.since} evaluations")
                 break
     finally:
         net.close()
-    kept, best_epoch = best if settings["patience"] and best else (params, history[-1]["epoch"])
+    kept, best_epoch = (best.params, best.epoch) if settings["patience"] and best.params else (params, epoch)
     model = snapshot(kept)
     model.settings.update(
         best_epoch=best_epoch,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import train_rbm
-from bookrbm import interactions, model, preprocessing
+from bookrbm import interactions, model, preprocessing, train
 
 
 @pytest.fixture(scope="module")
@@ -135,3 +135,17 @@ def test_average_keeps_a_running_mean_of_the_epochs_weights(small_file):
     averaged = train.train(data, epochs=2, average=0.75, **common)
     assert np.allclose(averaged.weights, 0.75 * one.weights + 0.25 * two.weights, atol=1e-7)
     assert not np.allclose(averaged.weights, two.weights)
+
+
+def test_early_stopping_keeps_the_first_of_equal_bests_and_counts_since():
+    best = train.BestSoFar()
+    for epoch, ndcg in enumerate([0.2, 0.3, 0.3, 0.25], start=1):
+        best.record(ndcg, [f"weights of epoch {epoch}"], epoch)
+    assert (best.ndcg, best.epoch, best.params, best.since) == (0.3, 2, ["weights of epoch 2"], 2)
+
+
+def test_running_average_weighs_the_old_average_by_the_rate():
+    first = train.running_average(None, [np.array([1.0, 3.0])], 0.7)
+    assert first[0].tolist() == [1.0, 3.0]
+    second = train.running_average(first, [np.array([2.0, 1.0])], 0.7)
+    assert np.allclose(second[0], [0.7 * 1 + 0.3 * 2, 0.7 * 3 + 0.3 * 1])
