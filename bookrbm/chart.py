@@ -8,7 +8,6 @@ from xml.sax.saxutils import escape
 
 from .atomic import atomic_write
 
-
 COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")  # matplotlib's first colours, as in the PNG plots
 LABEL_WIDTH, BAR_AREA, RIGHT = 150, 380, 60
 BAR, GAP, TOP = 13, 10, 70
