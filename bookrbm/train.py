@@ -78,6 +78,7 @@ def build_graph(n_books, settings, seed, visible_bias=None):
         cd_steps=settings["cd_steps"],
         sample_visible=settings["sample_visible"],
         hidden_keep=settings["hidden_keep"],
+        binary_input=settings["input"] == "binary",
     )
     return net, rng
 
@@ -91,13 +92,13 @@ def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="
     errors = []
     with tqdm(batches, desc=desc, leave=False, disable=None if progress else True) as bar:
         for batch in bar:
-            errors.append(net.train_batch(shuffled[batch].toarray()))
+            errors.append(net.train_batch(shuffled[batch]))
             bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
     return errors
 
 
 def valid_errors(net, valid, batch_size):
-    return [net.batch_error(valid[b].toarray()) for b in _batches(valid.shape[0], batch_size)]
+    return [net.batch_error(valid[b]) for b in _batches(valid.shape[0], batch_size)]
 
 
 def epoch_figures(net, fit, valid, params, batch_size):

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from bookrbm import rbm, train
 from bookrbm.graph import RBMGraph
@@ -46,6 +47,40 @@ def test_one_cd1_step_equals_numpy_reference(tiny):
         assert not np.allclose(net.params()[0], params[0], atol=1e-3)
     finally:
         net.close()
+
+
+def test_one_cd1_step_on_binary_input_equals_numpy_reference(tiny):
+    params, v0, noise = tiny
+    read = (v0 > 0).astype(float)
+    net = RBMGraph(*params, learning_rate=0.3, seed=0, binary_input=True)
+    try:
+        error = net.train_batch(sp.csr_matrix(read), hidden_noise=noise.astype(np.float32))
+        *expected, expected_error = reference_cd1(read, *params, noise, 0.3)
+        for got, want in zip(net.params(), expected):
+            assert np.allclose(got, want, atol=1e-5)
+        assert error == pytest.approx(expected_error, rel=1e-5)
+        with pytest.raises(ValueError, match="values other than 1"):
+            net.train_batch(v0)
+    finally:
+        net.close()
+
+
+def test_empty_rows_and_columns_in_a_batch(tiny):
+    """A reader with no stored entry at the end of a batch, and unread books, still fit the shapes."""
+    params, v0, noise = tiny
+    v0 = v0.copy()
+    v0[-1] = 0.0
+    for binary in (False, True):
+        batch = (v0 > 0).astype(float) if binary else v0
+        net = RBMGraph(*params, learning_rate=0.3, seed=0, binary_input=binary)
+        try:
+            net.train_batch(batch, hidden_noise=noise.astype(np.float32))
+            *expected, _ = reference_cd1(batch, *params, noise, 0.3)
+            for got, want in zip(net.params(), expected):
+                assert np.allclose(got, want, atol=1e-5)
+            assert np.allclose(net.reconstruct(batch), rbm.reconstruct(batch, *expected), atol=1e-5)
+        finally:
+            net.close()
 
 
 def test_graph_reconstruction_equals_numpy_scores(tiny, quick_model, sample):

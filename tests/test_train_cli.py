@@ -149,3 +149,15 @@ def test_running_average_weighs_the_old_average_by_the_rate():
     assert first[0].tolist() == [1.0, 3.0]
     second = train.running_average(first, [np.array([2.0, 1.0])], 0.7)
     assert np.allclose(second[0], [0.7 * 1 + 0.3 * 2, 0.7 * 3 + 0.3 * 1])
+
+
+def test_the_same_seed_trains_the_same_model(sample):
+    def fit(seed):
+        return train.train(sample, hidden=8, epochs=2, max_batches=3, seed=seed, eval_every=1, patience=0,
+                           progress=False, log=lambda m: None)
+
+    first, again, other = fit(3), fit(3), fit(4)
+    for a, b in zip(first.params, again.params):
+        assert np.array_equal(a, b)
+    assert first.history == again.history
+    assert not np.array_equal(first.weights, other.weights)
