@@ -8,7 +8,7 @@ import os
 from bookrbm import chart, interactions, matching, model, paths, reader
 from bookrbm import recommend as recommender
 from bookrbm.atomic import write_csv
-from bookrbm.errors import InputError, cli
+from bookrbm.errors import cli
 
 
 def parse_args(argv):
@@ -72,8 +72,8 @@ def main(argv=None):
     recommended = recommender.recommendation_rows(found, data)
     read_path = os.path.join(args.results, "read_books.csv")
     recs_path = os.path.join(args.results, "recommendations.csv")
-    write_csv(read_path, read, list(read[0]) if read else ["book_id", "title", "authors", "rating", "genres", "score"])
-    write_csv(recs_path, recommended, list(recommended[0]))
+    write_csv(read_path, read, recommender.READ_BOOK_COLUMNS)
+    write_csv(recs_path, recommended, recommender.RECOMMENDATION_COLUMNS)
 
     if args.user is not None:
         split = "validation" if data.valid[data.row_of(args.user)] else "training"

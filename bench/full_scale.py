@@ -143,14 +143,6 @@ def _child(args, mode):
     return rss, json.loads(out.strip().splitlines()[-1])
 
 
-def _fit_users(data, settings):
-    from bookrbm import evaluation
-    from bookrbm.model import to_visible
-
-    fit_rows, _, _ = evaluation.user_sets(data)
-    return to_visible(data.ratings[fit_rows], settings["input"]), to_visible(data.ratings[data.valid_rows], settings["input"])
-
-
 def measure_train(args):
     """Child: our trainer's epochs on the stand-in; saves the model for the recommend timings."""
     from bookrbm import interactions, model, train
@@ -158,9 +150,8 @@ def measure_train(args):
 
     data = interactions.load(os.path.join(args.folder, "processed.npz"))
     settings = {**DEFAULTS, "hidden": args.hidden, "batch_size": args.batch_size}
-    fit, valid = _fit_users(data, settings)
-    bias = train.logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
-    net, rng = train.build_graph(data.n_books, settings, args.seed, bias)
+    fit, valid, _ = train.trainer_users(data, settings["input"])
+    net, rng = train.build_graph(fit, settings, args.seed)
     seconds = []
     for _ in range(args.epochs):
         start = time.perf_counter()
@@ -180,11 +171,10 @@ def measure_writeup(args):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from writeup_graph import WriteupRBM
 
-    from bookrbm import interactions
-    from bookrbm.settings import DEFAULTS
+    from bookrbm import interactions, train
 
     data = interactions.load(os.path.join(args.folder, "processed.npz"))
-    fit, _ = _fit_users(data, {**DEFAULTS, "input": "rating"})
+    fit, _, _ = train.trainer_users(data, "rating")
     net = WriteupRBM(data.n_books, args.hidden, seed=args.seed)
     shuffled = fit[np.random.default_rng(args.seed).permutation(fit.shape[0])]
     start = time.perf_counter()

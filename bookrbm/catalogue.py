@@ -1,5 +1,6 @@
 """What identifies each book outside goodbooks (Goodreads ids, work, ISBNs, cover) and its genres."""
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -38,16 +39,19 @@ class Catalogue:
         fields.update({name: [getattr(self, name)[c] for c in columns] for name in TEXT_LISTS})
         return Catalogue(**fields)
 
+    @functools.cached_property
+    def shared_works(self):
+        """{work_id: columns} for the works that more than one column belongs to; goodbooks
+        has one edition per work, so this is usually empty and ``editions`` free."""
+        return _shared_works(self.work_ids)
+
     def editions(self, columns):
         """Every column that shares a work with one of ``columns`` (those included)."""
-        if not hasattr(self, "_shared"):
-            # goodbooks has one edition per work, so this is usually empty and the lookup free
-            self._shared = _shared_works(self.work_ids)
-        if not self._shared:
+        if not self.shared_works:
             return np.asarray(columns, dtype=np.int64)
         out = set(int(c) for c in columns)
         for c in columns:
-            out.update(self._shared.get(int(self.work_ids[c]), ()))
+            out.update(self.shared_works.get(int(self.work_ids[c]), ()))
         return np.fromiter(sorted(out), dtype=np.int64, count=len(out))
 
     def arrays(self):

@@ -94,7 +94,6 @@ class RBMGraph:
             self.values_by_column = tf1.placeholder(tf.float32, [None], name="values_by_column")
             self.batch_size = tf1.placeholder(tf.int32, [], name="batch_size")
             self.binary = binary_input
-            v0 = (self.rows, self.columns, self.values)
             self.weights = tf1.Variable(np.asarray(weights, np.float32), name="weights")
             self.visible_bias = tf1.Variable(np.asarray(visible_bias, np.float32), name="visible_bias")
             self.hidden_bias = tf1.Variable(np.asarray(hidden_bias, np.float32), name="hidden_bias")
@@ -104,7 +103,7 @@ class RBMGraph:
             self.hidden_noise = tf1.placeholder_with_default(
                 tf.random.uniform([batch, n_hidden], seed=seed), [None, n_hidden], name="hidden_noise"
             )
-            h0_mean = self._mean_hiddens_sparse(v0)
+            h0_mean = self._mean_hiddens_of_batch()
             if hidden_keep < 1.0:
                 # dropout RBM (Srivastava et al. 2014): each example trains a random sub-RBM
                 keep = tf.cast(tf.random.uniform([batch, n_hidden], seed=seed + 7) < hidden_keep, tf.float32)
@@ -150,7 +149,7 @@ class RBMGraph:
                         step = velocity.assign(momentum * velocity + learning_rate * gradient)
                         updates.append(param.assign_add(step))
             self.train_step = tf.group(*updates, name="cd_update")
-            self.scores = self._mean_visibles(hidden_keep * self._mean_hiddens_sparse(v0))
+            self.scores = self._mean_visibles(hidden_keep * self._mean_hiddens_of_batch())
             self.init = tf1.global_variables_initializer()
             # loading other weights (the averaged ones, to measure them) without a new graph
             self.loaded = [tf1.placeholder(tf.float32, param.shape) for param in params]
@@ -158,9 +157,9 @@ class RBMGraph:
         self.session = tf1.Session(graph=self.graph)
         self.session.run(self.init)
 
-    def _mean_hiddens_sparse(self, v):
-        """p(h|v) for the entries (rows, columns, values) of a batch of ``batch_size`` rows."""
-        rows, columns, values = v
+    def _mean_hiddens_of_batch(self):
+        """p(h|v) of the fed batch, from its entries in row order."""
+        rows, columns, values = self.rows, self.columns, self.values
         if self.binary:
             total = tf.sparse.segment_sum(self.weights, columns, rows, num_segments=self.batch_size)
         else:

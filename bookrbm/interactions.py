@@ -57,21 +57,21 @@ class Interactions:
 
     def row_of(self, user_id):
         """Row index of a goodbooks ``user_id``, or None if the user is not in the data."""
-        row = int(np.searchsorted(self.user_ids, user_id))
-        if row < len(self.user_ids) and self.user_ids[row] == user_id:
-            return row
-        return None
+        return _position(self.user_ids, user_id)
 
     def column_of(self, book_id):
         """Column of a goodbooks ``book_id``, or None if the data has no such book."""
-        column = int(np.searchsorted(self.book_ids, book_id))
-        if column < len(self.book_ids) and self.book_ids[column] == book_id:
-            return column
-        return None
+        return _position(self.book_ids, book_id)
 
     def columns_of(self, book_ids):
         """Column indices of goodbooks ``book_id``s (all must be present)."""
         return np.searchsorted(self.book_ids, book_ids)
+
+
+def _position(ids, value):
+    """Where ``value`` is in the sorted ``ids``, or None if it is not there."""
+    position = int(np.searchsorted(ids, value))
+    return position if position < len(ids) and ids[position] == value else None
 
 
 def binary(user_items):

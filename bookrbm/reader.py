@@ -163,13 +163,15 @@ def from_ratings(data, path):
     book_ids = goodbooks.integer_column(table, "book_id", path) if "book_id" in table else np.full(n, -1)
     titles = table["title"].fillna("").astype(str) if "title" in table else [""] * n
     authors = table["author"].fillna("").astype(str) if "author" in table else [""] * n
-    index = matching.Index(data)
+    index = None  # built only if some row needs its title: a file of book_ids never does
 
     def match(row):  # a goodbooks book_id first, then whatever the title says
+        nonlocal index
         column = data.column_of(row["book_id"])
         if column is not None:
             return column, "book_id"
         if row["title"]:
+            index = index or matching.Index(data)
             return index.match(title=row["title"], author=row["author"])
         return None, None
 

@@ -10,6 +10,8 @@ from .explain import because as explain_because
 from .reader import Reader, from_user
 
 SOURCES = ("to_read", "all")
+READ_BOOK_COLUMNS = ("book_id", "title", "authors", "rating", "genres", "score")  # of read_books_rows
+RECOMMENDATION_COLUMNS = ("rank", "book_id", "title", "authors", "score", "genres", "because_you_read")
 
 
 @dataclasses.dataclass

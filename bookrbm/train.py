@@ -65,12 +65,20 @@ def _batches(n_rows, batch_size):
     return [slice(start, start + batch_size) for start in range(0, n_rows, batch_size)]
 
 
-def build_graph(n_books, settings, seed, visible_bias=None):
-    """The training graph for ``settings``, with weights drawn from ``seed``; returns it and
-    the generator that goes on to shuffle the epochs."""
+def trainer_users(data, kind):
+    """(fit, valid, tuning_rows): the fit and valid users' visible vectors for ``kind`` input
+    (CSR), and the rows of the tuning users."""
+    fit_rows, tuning_rows, _ = evaluation.user_sets(data)
+    return to_visible(data.ratings[fit_rows], kind), to_visible(data.ratings[data.valid_rows], kind), tuning_rows
+
+
+def build_graph(fit, settings, seed):
+    """The training graph for ``settings`` and the fit users' visible vectors ``fit``, with
+    weights drawn from ``seed``; returns it and the generator that goes on to shuffle the epochs."""
     rng = np.random.default_rng(seed)
+    visible_bias = logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
     net = RBMGraph(
-        *initial_params(n_books, settings["hidden"], rng, visible_bias),
+        *initial_params(fit.shape[1], settings["hidden"], rng, visible_bias),
         learning_rate=settings["learning_rate"],
         seed=seed,
         momentum=settings["momentum"],
@@ -160,15 +168,12 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
     """
     settings = {**DEFAULTS, **overrides}
     check_settings(settings)
-    fit_rows, tuning_rows, _ = evaluation.user_sets(data)
-    fit = to_visible(data.ratings[fit_rows], settings["input"])
-    valid = to_visible(data.ratings[data.valid_rows], settings["input"])
+    fit, valid, tuning_rows = trainer_users(data, settings["input"])
     if fit.shape[0] == 0:
         raise InputError("no training users in the processed data")
     tuning = evaluation.tuning_holdout(data, tuning_rows)
 
-    bias = logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
-    net, rng = build_graph(data.n_books, settings, seed, bias)
+    net, rng = build_graph(fit, settings, seed)
 
     def snapshot(params):
         return Model(*params, data.book_ids, dict(settings, seed=seed))

@@ -60,7 +60,7 @@ class Service:
         self.model, self.data = trained, data
         # search text per book: both titles and the authors, normalised once
         self.titles = [matching.normal_title(f"{t} {e}") for t, e in zip(data.titles, data.catalogue.edition_titles)]
-        self.authors = [matching.normal_title(a) for a in data.authors]
+        self.texts = [f"{t} {matching.normal_title(a)}" for t, a in zip(self.titles, data.authors)]
         self._index = None  # the matching index, built at the first upload and kept
 
     @classmethod
@@ -75,8 +75,7 @@ class Service:
             raise ClientError(422, "q is empty: type part of a title or an author")
         phrase = " ".join(words)
         found = []
-        for column, (title, authors) in enumerate(zip(self.titles, self.authors)):
-            text = f"{title} {authors}"
+        for column, (title, text) in enumerate(zip(self.titles, self.texts)):
             if all(word in text for word in words):
                 if title.startswith(phrase):
                     rank = 0
