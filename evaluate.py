@@ -71,6 +71,8 @@ def main(argv=None):
     if unknown:
         raise InputError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(comparison.GRIDS)})")
     data = interactions.load(args.data)
+    if args.k > data.n_books:
+        raise InputError(f"--k must be at most the number of books ({data.n_books}), not {args.k}")
     models = rbm_models(args.model)
     for trained in models.values():
         check_compatible(trained, data)

@@ -172,3 +172,10 @@ def test_cli_rejects_unknown_baseline(sample_file, quick_model_file, capsys):
     with pytest.raises(SystemExit) as exit_info:
         evaluate_cli.main(["--data", str(sample_file), "--model", f"x={quick_model_file}", "--baselines", "svd"])
     assert exit_info.value.code == 2 and "unknown baseline svd" in capsys.readouterr().err
+
+
+def test_cli_rejects_k_beyond_the_catalogue(sample_file, quick_model_file, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_cli.main(["--data", str(sample_file), "--model", f"x={quick_model_file}", "--k", "100000"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--k must be at most the number of books" in err and "100000" in err
