@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 
-from bookrbm import interactions, model, paths
+from bookrbm import evaluation, interactions, model, paths
 from bookrbm.atomic import write_csv
 from bookrbm.errors import InputError, cli
 from bookrbm.evaluation import METRICS
@@ -73,6 +73,12 @@ def main(argv=None):
     data = interactions.load(args.data)
     if args.k > data.n_books:
         raise InputError(f"--k must be at most the number of books ({data.n_books}), not {args.k}")
+    for name, rows in zip(("fit", "tuning", "test"), evaluation.user_sets(data)):
+        if len(rows) == 0:
+            raise InputError(
+                f"{args.data}: no {name} users among its {data.n_users}; evaluation needs all three sets "
+                "(run preprocess.py on more users, with --valid-fraction above 0)"
+            )
     models = rbm_models(args.model)
     for trained in models.values():
         check_compatible(trained, data)

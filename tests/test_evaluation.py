@@ -1,9 +1,11 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 import evaluate as evaluate_cli
-from bookrbm import baselines, comparison, evaluation
+from bookrbm import baselines, comparison, evaluation, interactions
 
 
 def test_metrics_against_a_hand_computed_example():
@@ -179,3 +181,14 @@ def test_cli_rejects_k_beyond_the_catalogue(sample_file, quick_model_file, capsy
         evaluate_cli.main(["--data", str(sample_file), "--model", f"x={quick_model_file}", "--k", "100000"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "--k must be at most the number of books" in err and "100000" in err
+
+
+def test_cli_says_which_user_set_is_empty(tmp_path, quick_model_file, sample, capsys):
+    # every user in the training split: no test users to report on
+    no_test = dataclasses.replace(sample, valid=np.zeros(sample.n_users, dtype=bool))
+    path = tmp_path / "no_test.npz"
+    interactions.save(str(path), no_test)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_cli.main(["--data", str(path), "--model", f"x={quick_model_file}", "--quiet"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "no test users" in err and str(path) in err
