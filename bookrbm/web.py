@@ -96,14 +96,19 @@ class Service:
             "books": [recommender.book_record(self.data, column) for _, column in found[first : first + per_page]],
         }
 
-    def _column(self, book_id, where):
-        column = self.data.column_of(book_id)
-        if column is None:
+    def _columns(self, book_ids, where):
+        """Columns of ``book_ids`` (a list of ints); a 422 naming the first unknown one."""
+        ids = np.asarray(book_ids, dtype=np.int64)
+        columns = np.searchsorted(self.data.book_ids, ids)
+        known = columns < len(self.data.book_ids)
+        known[known] = self.data.book_ids[columns[known]] == ids[known]
+        if not known.all():
+            i = int(np.argmin(known))
             raise ClientError(
-                422, f"{where}: unknown book_id {book_id} (goodbooks ids run from "
+                422, f"{where}[{i}]: unknown book_id {book_ids[i]} (goodbooks ids run from "
                 f"{self.data.book_ids[0]} to {self.data.book_ids[-1]}; search with /api/books?q=)"
             )
-        return column
+        return columns
 
     def reader_of(self, request):
         if not request.ratings:
@@ -113,16 +118,16 @@ class Service:
                 422, f"too many books: {len(request.ratings)} ratings and {len(request.to_read)} to read, "
                 f"at most {MAX_ITEMS} in all"
             )
-        rating_of = {}
-        for i, item in enumerate(request.ratings):
-            rating_of[self._column(item.book_id, f"ratings[{i}]")] = item.rating  # the last one counts
-        wanted = {self._column(book_id, f"to_read[{i}]") for i, book_id in enumerate(request.to_read)}
-        rated = np.array(sorted(rating_of), dtype=np.int64)
+        columns = self._columns([item.book_id for item in request.ratings], "ratings")
+        stars = np.array([item.rating for item in request.ratings], dtype=np.int64)
+        # a book rated twice keeps its last rating: the last occurrence of each column
+        rated, last = np.unique(columns[::-1], return_index=True)
+        wanted = np.unique(self._columns(request.to_read, "to_read"))
         return reader.Reader(
             name="this reader",
             rated=rated,
-            ratings=np.array([rating_of[c] for c in rated], dtype=np.int64),
-            to_read=np.array(sorted(wanted - set(rating_of)), dtype=np.int64),
+            ratings=stars[::-1][last],
+            to_read=np.setdiff1d(wanted, rated),
         )
 
     def recommend(self, who, top=10, source=None):

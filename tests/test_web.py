@@ -70,11 +70,23 @@ def test_to_read_list_is_ranked_when_given(client):
     assert {r["book_id"] for r in answer["recommendations"]} == {19, 10}  # 7 is read
 
 
+def test_a_book_rated_twice_keeps_its_last_rating_and_leaves_the_to_read_list(service, sample):
+    request = web.RecommendationRequest.model_validate(
+        {"ratings": [{"book_id": 562, "rating": 2}, {"book_id": 7, "rating": 4}, {"book_id": 562, "rating": 5}],
+         "to_read": [19, 562, 19, 10]}
+    )
+    who = service.reader_of(request)
+    assert who.rated.tolist() == sample.columns_of([7, 562]).tolist()
+    assert who.ratings.tolist() == [4, 5]
+    assert who.to_read.tolist() == sorted(sample.columns_of([10, 19]).tolist())
+
+
 @pytest.mark.parametrize(
     "body, message",
     [
         ({"ratings": []}, "ratings is empty"),
         (rated([99999]), "ratings[0]: unknown book_id 99999"),
+        (rated([7, 192, 0, -5]), "ratings[2]: unknown book_id 0"),
         ({**rated([7]), "to_read": [0]}, "to_read[0]: unknown book_id 0"),
         (rated([7], stars=6), "ratings.0.rating: Input should be less than or equal to 5"),
         (rated([7], stars=0), "ratings.0.rating: Input should be greater than or equal to 1"),
