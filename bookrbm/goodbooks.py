@@ -74,6 +74,14 @@ def read_table(path, required, optional=(), text=()):
     return table
 
 
+def text_column(table, column, default=""):
+    """The column as stripped text, empty where missing (all ``default`` if there is no such
+    column), as a pandas Series."""
+    if column not in table:
+        return pd.Series(default, index=table.index, dtype=object)
+    return table[column].fillna("").astype(str).str.strip()
+
+
 def integer_column(table, column, path):
     """The column as int64; the first value that is empty or not a whole number is an error."""
     values = table[column]
@@ -113,7 +121,7 @@ def read_books(path):
         _first_bad(seen, book_ids, path, "book_id", "appears more than once")
     titles = table["title"].fillna("").astype(str)
     if "original_title" in table:
-        original = table["original_title"].fillna("").astype(str).str.strip()
+        original = text_column(table, "original_title")
         display = original.where(original != "", titles)
     else:
         display = titles
@@ -128,7 +136,7 @@ def read_books(path):
     for column in BOOK_ID_COLUMNS:
         books[column] = integer_column(table, column, path) if column in table else -1
     for column in BOOK_TEXT_COLUMNS:
-        books[column] = table[column].fillna("").astype(str).str.strip().to_numpy(dtype=str) if column in table else ""
+        books[column] = text_column(table, column).to_numpy(dtype=str)
     return books.sort_values("book_id", kind="stable").reset_index(drop=True)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import InputError
-from .goodbooks import read_table
+from .goodbooks import read_table, text_column
 
 REQUIRED = ("Book Id", "Title")
 OPTIONAL = ("Author", "ISBN", "ISBN13", "My Rating", "Exclusive Shelf")
@@ -38,7 +38,7 @@ def _ratings(table, path):
 
 
 def _book_ids(table, path):
-    raw = table["Book Id"].fillna("").astype(str).str.strip()
+    raw = text_column(table, "Book Id")
     numbers = pd.to_numeric(raw.replace("", "-1"), errors="coerce")
     bad = numbers.isna().to_numpy() | (numbers.to_numpy(np.float64) % 1 != 0)
     if bad.any():
@@ -48,9 +48,7 @@ def _book_ids(table, path):
 
 
 def _text(table, column):
-    if column not in table:
-        return np.full(len(table), "", dtype=object)
-    return table[column].fillna("").astype(str).str.strip().to_numpy(dtype=object)
+    return text_column(table, column).to_numpy(dtype=object)
 
 
 def read_export(path):
