@@ -1,6 +1,7 @@
 """Versioned ``.npz`` files of plain arrays (no pickles), written atomically."""
 import json
 import os
+import zipfile
 
 import numpy as np
 
@@ -25,6 +26,11 @@ def read(path, kind, meta=(), hint=""):
     A missing, foreign or damaged file is an ``InputError`` ending in ``hint``.
     """
     path = shown(os.fspath(path))
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such file{hint}")
+    if not zipfile.is_zipfile(path):
+        # np.load would take it for a pickle and say so, which helps nobody
+        raise InputError(f"{path}: not a {kind} file (not an .npz archive: cut short, damaged or another kind of file){hint}")
     try:
         with np.load(path, allow_pickle=False) as arrays:
             if "format" not in arrays or str(arrays["format"]) != kind:
@@ -32,7 +38,7 @@ def read(path, kind, meta=(), hint=""):
             out = {name: arrays[name] for name in arrays.files if name != "format"}
     except FileNotFoundError:
         raise InputError(f"{path}: no such file{hint}") from None
-    except (OSError, ValueError, KeyError, EOFError) as error:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
         raise InputError(f"{path}: cannot be read as a {kind} file ({error}){hint}") from None
     for name in meta:
         try:

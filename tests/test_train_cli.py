@@ -58,7 +58,7 @@ def test_wrong_data_file_is_refused(tmp_path, capsys):
     (tmp_path / "x.npz").write_bytes(b"not a zip")
     with pytest.raises(SystemExit):
         train_rbm.main(["--data", str(tmp_path / "x.npz")])
-    assert "cannot be read as a bookrbm-processed-3 file" in capsys.readouterr().err
+    assert "x.npz: not a bookrbm-processed-3 file (not an .npz archive" in capsys.readouterr().err
 
 
 def test_eval_every_adds_tuning_ndcg_and_learning_curve(small_file, tmp_path):
