@@ -74,11 +74,11 @@ def read_table(path, required, optional=(), text=()):
     return table
 
 
-def text_column(table, column, default=""):
-    """The column as stripped text, empty where missing (all ``default`` if there is no such
-    column), as a pandas Series."""
+def text_column(table, column):
+    """The column as a pandas Series of stripped text, "" where a value is missing, all ""
+    if the table has no such column."""
     if column not in table:
-        return pd.Series(default, index=table.index, dtype=object)
+        return pd.Series("", index=table.index, dtype=object)
     return table[column].fillna("").astype(str).str.strip()
 
 
