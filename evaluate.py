@@ -29,7 +29,16 @@ def parse_args(argv):
         default="popularity,item-knn,als,ease",
         help="comma-separated baselines to tune and compare, or 'none' (default: %(default)s)",
     )
+    parser.add_argument(
+        "--reference",
+        help="the model the others are measured against, with a paired bootstrap interval (default: rbm if "
+        "evaluated, else the last --model)",
+    )
     parser.add_argument("--out", default=os.path.join(paths.RESULTS, "evaluation.csv"), help="table as CSV (default: %(default)s)")
+    parser.add_argument(
+        "--gaps", default=os.path.join(paths.RESULTS, "evaluation_gaps.csv"),
+        help="the reference's NDCG lead over each model, as CSV (default: %(default)s)",
+    )
     parser.add_argument("--plot", default=os.path.join(paths.PLOTS, "evaluation.png"), help="bar chart (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser.parse_args(argv)
@@ -50,6 +59,17 @@ def format_table(rows, k):
     lines = [f"metrics @{k} on test readers (tuning = NDCG@{k} on the tuning readers)", header]
     for row in rows:
         lines.append(f"{row['model']:<12} {row['tuning_ndcg']:7.4f} " + " ".join(f"{row[m]:10.4f}" for m in METRICS))
+    return "\n".join(lines)
+
+
+def format_gaps(gaps, k):
+    if not gaps:
+        return ""
+    first = gaps[0]
+    lines = [f"NDCG@{k} of {first['reference']} minus each model's, on the same {first['readers']} test readers "
+             "(95% paired bootstrap interval):"]
+    for gap in gaps:
+        lines.append(f"  {gap['model']:<12} {gap['difference']:+.4f}  [{gap['low']:+.4f}, {gap['high']:+.4f}]")
     return "\n".join(lines)
 
 
@@ -82,11 +102,18 @@ def main(argv=None):
     models = rbm_models(args.model)
     for trained in models.values():
         check_compatible(trained, data)
+    reference = args.reference or ("rbm" if "rbm" in models else list(models)[-1])
+    if reference not in list(models) + names:
+        raise InputError(f"--reference {reference} is not among the evaluated models ({', '.join(names + list(models))})")
     rows = comparison.compare(data, models, k=args.k, seed=args.seed, names=names, progress=not args.quiet)
+    gaps = comparison.gaps(rows, reference, seed=args.seed)
     print(format_table(rows, args.k))
+    print(format_gaps(gaps, args.k))
     write_rows(args.out, rows)
+    write_csv(args.gaps, gaps, ["model", "reference", "difference", "low", "high", "readers"])
     plot_comparison(rows, list(METRICS), args.plot, f"Test readers, top {args.k}: hidden 20% of their ratings")
-    print(f"wrote {paths.shown(os.path.abspath(args.out))}, {paths.shown(os.path.abspath(args.plot))}")
+    shown = ", ".join(paths.shown(os.path.abspath(p)) for p in (args.out, args.gaps, args.plot))
+    print(f"wrote {shown}")
 
 
 if __name__ == "__main__":

@@ -46,9 +46,26 @@ def compare(data, rbm_models, k=10, seed=0, names=tuple(GRIDS), grids=GRIDS, pro
     rows = []
     for name in names:
         model, settings, tuned = tune(name, fit_matrix, tuning, k, grids, progress, log)
-        rows.append({"model": name, "settings": settings, "tuning_ndcg": tuned, **evaluation.evaluate(model, test, k)})
+        tested = evaluation.evaluate(model, test, k, by_user=True)
+        rows.append({"model": name, "settings": settings, "tuning_ndcg": tuned, **tested})
     for name, model in rbm_models.items():
         tuned = evaluation.evaluate(model, tuning, k)["ndcg"]
         shown = {key: model.settings[key] for key in ("hidden", "input", "learning_rate", "best_epoch") if key in model.settings}
-        rows.append({"model": name, "settings": shown, "tuning_ndcg": tuned, **evaluation.evaluate(model, test, k)})
+        tested = evaluation.evaluate(model, test, k, by_user=True)
+        rows.append({"model": name, "settings": shown, "tuning_ndcg": tuned, **tested})
     return rows
+
+
+def gaps(rows, reference, seed=0):
+    """How far ``reference`` is ahead of each other model of ``compare``'s rows in test NDCG:
+    one dict per model with the mean difference (reference minus model) over the same test
+    users and its 95% paired bootstrap interval (``evaluation.paired_gap``)."""
+    ahead = next(row for row in rows if row["model"] == reference)
+    out = []
+    for row in rows:
+        if row is ahead:
+            continue
+        difference, low, high = evaluation.paired_gap(ahead["ndcg_by_user"], row["ndcg_by_user"], seed=seed)
+        out.append({"model": row["model"], "reference": reference, "difference": difference, "low": low, "high": high,
+                    "readers": len(row["ndcg_by_user"])})
+    return out

@@ -24,6 +24,29 @@ def test_metrics_against_a_hand_computed_example():
     assert got["coverage"] == pytest.approx(5 / 5)
 
 
+def test_user_ndcg_is_each_users_share_of_the_mean():
+    hidden = sp.csr_matrix(np.array([[0, 0.8, 0, 1.0, 0], [0.2, 0, 0, 0, 0], [0, 0, 0, 0, 0]]))
+    ranked = np.array([[1, 0, 3], [2, 4, 1], [0, 1, 2]])
+    per_user = evaluation.user_ndcg(ranked, hidden)
+    # user 2 hid nothing: left out, as from the mean
+    assert per_user.tolist() == pytest.approx([(1 + 1 / np.log2(4)) / (1 + 1 / np.log2(3)), 0.0])
+    assert per_user.mean() == pytest.approx(evaluation.ranking_metrics(ranked, hidden, n_books=5)["ndcg"])
+
+
+def test_paired_gap_by_hand():
+    # one user of four is 1 ahead: the mean lead is 1/4, and a resample of four users can
+    # only hold that user 0 to 4 times
+    gap, low, high = evaluation.paired_gap([1, 0, 1, 0], [0, 0, 1, 0], seed=3)
+    assert gap == pytest.approx(0.25)
+    assert 0 <= low <= 0.25 <= high <= 1 and low < high
+    assert (gap, low, high) == evaluation.paired_gap([1, 0, 1, 0], [0, 0, 1, 0], seed=3)  # same seed, same interval
+    assert evaluation.paired_gap([0.5, 0.2], [0.5, 0.2]) == (0.0, 0.0, 0.0)
+    # a steady lead on many users is sure; the same mean on a few noisy ones is not
+    steady = evaluation.paired_gap(np.full(400, 0.6), np.full(400, 0.5))
+    noisy = evaluation.paired_gap([1.0, 0.0, 0.9, 0.0], [0.0, 0.6, 0.0, 0.9])
+    assert steady[1] > 0 and noisy[1] < 0 < noisy[2]
+
+
 def test_ndcg_liked_counts_only_ratings_of_four_or_more():
     hidden = sp.csr_matrix(np.array([[0.6, 0.8, 0, 0]]))  # book 0 rated 3, book 1 rated 4
     got = evaluation.ranking_metrics(np.array([[0, 1]]), hidden, n_books=4)
@@ -144,7 +167,12 @@ def test_comparison_is_deterministic_and_tunes_on_tuning_users(popular_slice):
     first = run()
     assert first == run()
     assert [row["model"] for row in first] == ["popularity", "ease", "rbm"]
-    popularity, ease, _ = first
+    popularity, ease, rbm_row = first
+    assert len(rbm_row["ndcg_by_user"]) > 0 and np.mean(rbm_row["ndcg_by_user"]) == pytest.approx(rbm_row["ndcg"])
+    leads = comparison.gaps(first, "ease")
+    assert [gap["model"] for gap in leads] == ["popularity", "rbm"]
+    assert leads[0]["difference"] == pytest.approx(ease["ndcg"] - popularity["ndcg"])
+    assert leads[0]["low"] <= leads[0]["difference"] <= leads[0]["high"]
     assert ease["settings"]["l2"] in (10.0, 100.0)
     assert ease["ndcg"] > popularity["ndcg"]  # a real model beats the same list for everyone
     assert 0 < popularity["ndcg"] < 1 and popularity["coverage"] >= 10 / 400
@@ -159,11 +187,14 @@ def test_user_sets_are_disjoint_and_cover(sample):
 
 
 def test_cli_prints_table_and_writes_files(sample_file, quick_model_file, tmp_path, capsys):
-    out, plot = tmp_path / "evaluation.csv", tmp_path / "evaluation.png"
+    out, plot, gaps = tmp_path / "evaluation.csv", tmp_path / "evaluation.png", tmp_path / "gaps.csv"
     evaluate_cli.main(["--data", str(sample_file), "--model", f"tiny={quick_model_file}", "--baselines", "popularity",
-                       "--out", str(out), "--plot", str(plot), "--quiet"])
+                       "--out", str(out), "--plot", str(plot), "--gaps", str(gaps), "--quiet"])
     printed = capsys.readouterr().out
     assert "popularity" in printed and "tiny" in printed
+    assert "NDCG@10 of tiny minus each model's" in printed  # no model named rbm: the last --model
+    gap_lines = gaps.read_text().splitlines()
+    assert gap_lines[0] == "model,reference,difference,low,high,readers" and gap_lines[1].startswith("popularity,tiny,")
     lines = out.read_text().splitlines()
     assert lines[0].startswith("model,tuning_ndcg,precision,recall,ndcg,ndcg_liked,map,hit_rate,coverage")
     assert len(lines) == 3
@@ -192,3 +223,11 @@ def test_cli_says_which_user_set_is_empty(tmp_path, quick_model_file, sample, ca
         evaluate_cli.main(["--data", str(path), "--model", f"x={quick_model_file}", "--quiet"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "no test users" in err and str(path) in err
+
+
+def test_cli_rejects_an_unknown_reference(sample_file, quick_model_file, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_cli.main(["--data", str(sample_file), "--model", f"x={quick_model_file}", "--baselines", "popularity",
+                           "--reference", "svd"])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "--reference svd is not among the evaluated models (popularity, x)" in err
