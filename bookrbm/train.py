@@ -65,10 +65,17 @@ def _batches(n_rows, batch_size):
     return [slice(start, start + batch_size) for start in range(0, n_rows, batch_size)]
 
 
-def trainer_users(data, kind):
+def trainer_users(data, kind, fit_rows=None):
     """(fit, valid, tuning_rows): the fit and valid users' visible vectors for ``kind`` input
-    (CSR), and the rows of the tuning users."""
-    fit_rows, tuning_rows, _ = evaluation.user_sets(data)
+    (CSR), and the rows of the tuning users.
+
+    fit_rows : train on these of the fit users only (rows of ``data``), for learning curves.
+    """
+    all_fit, tuning_rows, _ = evaluation.user_sets(data)
+    if fit_rows is None:
+        fit_rows = all_fit
+    elif not np.isin(fit_rows, all_fit).all():
+        raise InputError("fit_rows must be rows of fit users (not tuning or test users)")
     return to_visible(data.ratings[fit_rows], kind), to_visible(data.ratings[data.valid_rows], kind), tuning_rows
 
 
@@ -156,7 +163,7 @@ def _epoch_line(row):
     return line
 
 
-def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides):
+def train(data, seed=0, progress=True, log=print, max_batches=None, fit_rows=None, **overrides):
     """Fit an RBM to the fit users of ``data`` (the training split less the tuning users).
 
     overrides : any of ``settings.DEFAULTS``. With ``eval_every`` > 0, NDCG@10 of the tuning
@@ -165,10 +172,11 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, **overrides)
         With ``average`` > 0, the weights averaged across epochs are the ones measured and
         kept, while training goes on from its own.
     max_batches : stop each epoch after this many batches (for quick checks).
+    fit_rows : train on only these of the fit users (``trainer_users``).
     """
     settings = {**DEFAULTS, **overrides}
     check_settings(settings)
-    fit, valid, tuning_rows = trainer_users(data, settings["input"])
+    fit, valid, tuning_rows = trainer_users(data, settings["input"], fit_rows)
     if fit.shape[0] == 0:
         raise InputError("no training users in the processed data")
     tuning = evaluation.tuning_holdout(data, tuning_rows)

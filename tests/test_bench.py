@@ -60,3 +60,30 @@ def test_smoke_run_measures_every_figure(tmp_path):
     values = dict(zip(table.name, table.value))
     assert values["users"] == 300 and values["fit_users"] < 300
     assert "train_share_of_peak" in done.stdout and "wrote" in done.stdout
+
+
+def test_data_size_smoke_run(sample_file, tmp_path):
+    out = tmp_path / "data_size.csv"
+    done = subprocess.run(
+        [sys.executable, "bench/data_size.py", "--data", str(sample_file), "--shares", "0.1,0.2", "--hidden", "8",
+         "--epochs", "2", "--baselines", "popularity", "--out", str(out)],
+        cwd=paths.ROOT, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["share", "fit_users", "model", "settings", "ndcg", "gap", "low", "high"]
+    assert table.model.tolist() == ["rbm", "popularity", "rbm", "popularity"]
+    fit_users = table.fit_users.unique().tolist()
+    assert len(fit_users) == 2 and fit_users[1] == pytest.approx(2 * fit_users[0], abs=1)
+    rbm = table[table.model == "rbm"]
+    assert (rbm.gap == 0).all()  # the RBM against itself
+    versus = table[table.model == "popularity"]
+    assert ((versus.low <= versus.gap) & (versus.gap <= versus.high)).all()
+    assert "RBM minus it" in done.stdout
+
+
+def test_data_size_rejects_bad_shares(sample_file):
+    done = subprocess.run([sys.executable, "bench/data_size.py", "--data", str(sample_file), "--shares", "0,2"],
+                          cwd=paths.ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "--shares must be above 0 and at most 1" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -5,6 +5,7 @@ import pytest
 
 import train_rbm
 from bookrbm import interactions, model, preprocessing, train
+from bookrbm.errors import InputError
 
 
 @pytest.fixture(scope="module")
@@ -161,3 +162,20 @@ def test_the_same_seed_trains_the_same_model(sample):
         assert np.array_equal(a, b)
     assert first.history == again.history
     assert not np.array_equal(first.weights, other.weights)
+
+
+def test_fit_rows_trains_on_those_readers_only(sample):
+    from bookrbm import evaluation
+
+    fit_rows, tuning_rows, _ = evaluation.user_sets(sample)
+    some = fit_rows[:40]
+    fit, valid, tuning = train.trainer_users(sample, "binary", some)
+    assert fit.shape[0] == 40 and fit.nnz == (sample.ratings[some] > 0).sum()
+    assert valid.shape[0] == len(sample.valid_rows) and np.array_equal(tuning, tuning_rows)
+    # the visible biases start at these readers' read rates and a negligible step keeps
+    # them there, so the model shows whose they were
+    trained = train.train(sample, hidden=4, epochs=1, max_batches=1, fit_rows=some, learning_rate=1e-9, momentum=0.0,
+                          eval_every=0, patience=0, average=0.0, progress=False, log=lambda m: None)
+    assert np.allclose(trained.visible_bias, train.logit_visible_bias(fit))
+    with pytest.raises(InputError, match="fit_rows must be rows of fit users"):
+        train.trainer_users(sample, "binary", tuning_rows[:3])
