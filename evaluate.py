@@ -86,10 +86,7 @@ def main(argv=None):
     from bookrbm import comparison
     from bookrbm.plots import plot_comparison
 
-    names = [] if args.baselines == "none" else [n.strip() for n in args.baselines.split(",") if n.strip()]
-    unknown = [n for n in names if n not in comparison.GRIDS]
-    if unknown:
-        raise InputError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(comparison.GRIDS)})")
+    names = comparison.baseline_names(args.baselines)
     data = interactions.load(args.data)
     if args.k > data.n_books:
         raise InputError(f"--k must be at most the number of books ({data.n_books}), not {args.k}")

@@ -28,7 +28,9 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", default=paths.PROCESSED, help="processed file (default: %(default)s)")
     parser.add_argument("--shares", default="0.25,0.5,1", help="shares of the fit readers (default: %(default)s)")
-    parser.add_argument("--baselines", default="item-knn,ease", help="baselines to tune at each share (default: %(default)s)")
+    parser.add_argument(
+        "--baselines", default="item-knn,ease", help="baselines to tune at each share, or none (default: %(default)s)"
+    )
     parser.add_argument("--hidden", type=int, help="the RBM's hidden units (default: train_rbm.py's)")
     parser.add_argument("--epochs", type=int, help="the RBM's most epochs (default: train_rbm.py's)")
     parser.add_argument("--seed", type=int, default=0, help="which readers each share keeps (default: %(default)s)")
@@ -50,10 +52,7 @@ def run(args, log=print):
     from bookrbm import comparison, train
 
     shares = shares_of(args.shares)
-    names = [name.strip() for name in args.baselines.split(",") if name.strip()]
-    unknown = [name for name in names if name not in comparison.GRIDS]
-    if unknown:
-        raise InputError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(comparison.GRIDS)})")
+    names = comparison.baseline_names(args.baselines)
     data = interactions.load(args.data)
     fit_rows, tuning_rows, test_rows = evaluation.user_sets(data)
     if not (len(fit_rows) and len(tuning_rows) and len(test_rows)):

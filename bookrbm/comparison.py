@@ -5,6 +5,7 @@ import numpy as np
 from tqdm import tqdm
 
 from . import baselines, evaluation
+from .errors import InputError
 
 # Each baseline's knobs, searched on the tuning users as the RBM's were.
 GRIDS = {
@@ -13,6 +14,15 @@ GRIDS = {
     "als": (baselines.ALS, {"factors": [512, 1024], "regularization": [1.0, 10.0, 30.0], "alpha": [1.0, 5.0, 10.0]}),
     "ease": (baselines.EASE, {"l2": [10.0, 25.0, 50.0, 100.0, 200.0]}),
 }
+
+
+def baseline_names(text):
+    """The baselines named in ``text`` (comma-separated, or "none"); an unknown one is an error."""
+    names = [] if text.strip() == "none" else [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in GRIDS]
+    if unknown:
+        raise InputError(f"unknown baseline {', '.join(unknown)} (choose from {', '.join(GRIDS)})")
+    return names
 
 
 def grid(knobs):
