@@ -44,7 +44,7 @@ def load_reader(args, data):
     found = reader.from_goodreads(data, args.goodreads) if args.goodreads else reader.from_ratings(data, args.ratings)
     path = os.path.join(args.results, "unmatched.csv")
     write_csv(path, found.unmatched, list(found.unmatched_columns))
-    n_rows, n_matched = len(found.matched), sum(key is not None for key in found.matched)
+    n_rows, n_matched = len(found.matched), found.n_matched
     print(
         f"{found.name}: matched {n_matched} of {n_rows} rows to goodbooks-10k books "
         f"({matching.summary(found.matched)}); {n_rows - n_matched} not among its 10,000 books "

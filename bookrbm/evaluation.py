@@ -145,11 +145,12 @@ def paired_gap(first, second, seed=0, resamples=2000, level=0.95):
     return float(differences.mean()), float(low), float(high)
 
 
-def ranking_metrics(ranked, hidden, n_books):
+def ranking_metrics(ranked, hidden, n_books, by_user=False):
     """Metrics of ``ranked`` (n_users, k) top-k lists against ``hidden`` (CSR, rating / 5).
 
     Every hidden book is relevant, except for ``ndcg_liked``, where only hidden ratings of
-    at least 4 are (users with none are left out of that mean). Means are over users.
+    at least 4 are (users with none are left out of that mean). Means are over users. With
+    ``by_user``, also ``ndcg_by_user``: the list that ``ndcg`` is the mean of (``user_ndcg``).
     """
     k = ranked.shape[1]
     hidden = sp.csr_matrix(hidden)
@@ -163,15 +164,19 @@ def ranking_metrics(ranked, hidden, n_books):
     n_hits = hits.sum(axis=1)
     precision_at = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
     average_precision = (precision_at * hits).sum(axis=1)[users] / np.minimum(n_relevant[users], k)
-    return {
+    per_user = _ndcg(hits, n_relevant, k)
+    metrics = {
         "precision": float((n_hits[users] / k).mean()),
         "recall": float((n_hits[users] / n_relevant[users]).mean()),
-        "ndcg": float(_ndcg(hits, n_relevant, k).mean()),
+        "ndcg": float(per_user.mean()),
         "ndcg_liked": float(_ndcg(ratings >= LIKED, n_liked, k).mean()) if (n_liked > 0).any() else float("nan"),
         "map": float(average_precision.mean()),
         "hit_rate": float((n_hits[users] > 0).mean()),
         "coverage": len(np.unique(ranked[users])) / n_books,
     }
+    if by_user:
+        metrics["ndcg_by_user"] = per_user.tolist()
+    return metrics
 
 
 def evaluate(recommender, holdout, k=10, batch_size=512, by_user=False):
@@ -185,7 +190,4 @@ def evaluate(recommender, holdout, k=10, batch_size=512, by_user=False):
         shown = holdout.shown[start : start + batch_size]
         ranked.append(top_k(recommender.scores(shown), shown, k))
     ranked = np.vstack(ranked)
-    metrics = ranking_metrics(ranked, holdout.hidden, holdout.shown.shape[1])
-    if by_user:
-        metrics["ndcg_by_user"] = user_ndcg(ranked, holdout.hidden).tolist()
-    return metrics
+    return ranking_metrics(ranked, holdout.hidden, holdout.shown.shape[1], by_user)

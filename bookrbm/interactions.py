@@ -63,6 +63,11 @@ class Interactions:
         """Column of a goodbooks ``book_id``, or None if the data has no such book."""
         return _position(self.book_ids, book_id)
 
+    def find_columns(self, book_ids):
+        """(columns, known) for goodbooks ``book_id``s: each one's column, and whether the
+        data has that book at all (where not, its column means nothing)."""
+        return _positions(self.book_ids, book_ids)
+
     def columns_of(self, book_ids):
         """Column indices of goodbooks ``book_id``s (all must be present)."""
         return np.searchsorted(self.book_ids, book_ids)
@@ -72,6 +77,15 @@ def _position(ids, value):
     """Where ``value`` is in the sorted ``ids``, or None if it is not there."""
     position = int(np.searchsorted(ids, value))
     return position if position < len(ids) and ids[position] == value else None
+
+
+def _positions(ids, values):
+    """``_position`` for many values at once: (positions, found)."""
+    values = np.asarray(values, dtype=np.int64)
+    positions = np.searchsorted(ids, values)
+    found = positions < len(ids)
+    found[found] = ids[positions[found]] == values[found]
+    return positions, found
 
 
 def binary(user_items):

@@ -118,7 +118,13 @@ class Index:
         return None, None
 
 
+def counts_by_key(keys):
+    """{key: rows matched by it} from the key of each row (None where it matched nothing),
+    in the order of ``KEYS``, keys that matched nothing left out."""
+    counts = collections.Counter(k for k in keys if k)
+    return {k: counts[k] for k in KEYS if counts[k]}
+
+
 def summary(keys):
     """"12 by book_id, 3 by isbn13" from the key of each matched row."""
-    counts = collections.Counter(k for k in keys if k)
-    return ", ".join(f"{counts[k]} by {k}" for k in KEYS if counts[k]) or "none"
+    return ", ".join(f"{n} by {k}" for k, n in counts_by_key(keys).items()) or "none"

@@ -45,6 +45,11 @@ class Reader:
     user_id: int = None
 
     @property
+    def n_matched(self):
+        """How many rows of the reader's file matched a goodbooks book."""
+        return sum(key is not None for key in self.matched)
+
+    @property
     def read(self):
         """Every book the reader has read, rated or not."""
         return np.union1d(self.rated, self.unrated)
@@ -66,8 +71,7 @@ def check_has_reads(found, name):
     books enter the model, so without one there is nothing to recommend from."""
     if len(found.read):
         return
-    matched = sum(key is not None for key in found.matched)
-    what = (f"none of its {matched} matched rows is a read book" if matched
+    what = (f"none of its {found.n_matched} matched rows is a read book" if found.n_matched
             else f"none of its {len(found.matched)} rows is a goodbooks-10k book")
     raise InputError(f"{name}: {what}, so there is nothing to recommend from")
 

@@ -110,7 +110,8 @@ def rank(model, data, reader, inputs, scores, n=10, source="to_read", explain=3)
 
 
 def _genres(data, column, top=3):
-    return ", ".join(data.catalogue.genres[column][:top])
+    """The genres shown with a book: its first ``top``."""
+    return data.catalogue.genres[column][:top]
 
 
 def read_books_rows(found, data):
@@ -125,7 +126,7 @@ def read_books_rows(found, data):
             "title": data.titles[c],
             "authors": data.authors[c],
             "rating": int(r) if r else "",
-            "genres": _genres(data, c),
+            "genres": ", ".join(_genres(data, c)),
             "score": round(float(found.scores[c]), 6),
         }
         for c, r in zip(columns[order], ratings[order])
@@ -138,7 +139,7 @@ def book_record(data, column):
         "book_id": int(data.book_ids[column]),
         "title": str(data.titles[column]),
         "authors": str(data.authors[column]),
-        "genres": data.catalogue.genres[column][:3],
+        "genres": _genres(data, column),
         "image_url": data.catalogue.image_urls[column],
     }
 

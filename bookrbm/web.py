@@ -5,7 +5,6 @@ trained weights (NumPy only, no TensorFlow). Every error a client can cause is a
 one-line JSON ``detail``; anything else is logged and answered with a plain 500, never a
 traceback.
 """
-import collections
 import logging
 import os
 import re
@@ -98,10 +97,7 @@ class Service:
 
     def _columns(self, book_ids, where):
         """Columns of ``book_ids`` (a list of ints); a 422 naming the first unknown one."""
-        ids = np.asarray(book_ids, dtype=np.int64)
-        columns = np.searchsorted(self.data.book_ids, ids)
-        known = columns < len(self.data.book_ids)
-        known[known] = self.data.book_ids[columns[known]] == ids[known]
+        columns, known = self.data.find_columns(book_ids)
         if not known.all():
             i = int(np.argmin(known))
             raise ClientError(
@@ -158,11 +154,10 @@ class Service:
             except InputError as error:
                 # the temporary path means nothing to the client; name their file instead
                 raise ClientError(422, str(error).replace(path, name or "the upload")) from None
-        matched = sum(key is not None for key in who.matched)
         summary = {
             "rows": len(who.matched),
-            "matched": matched,
-            "by_key": dict(collections.Counter(key for key in who.matched if key)),
+            "matched": who.n_matched,
+            "by_key": matching.counts_by_key(who.matched),
             "unmatched": [
                 {k: (v if isinstance(v, (str, int)) else int(v)) for k, v in row.items()} for row in who.unmatched
             ],
