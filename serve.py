@@ -41,13 +41,10 @@ def main(argv=None):
         raise InputError(f"--port must be from 1 to 65535, not {args.port}")
     check_free(args.host, args.port)
     import uvicorn
-    from threadpoolctl import threadpool_limits
 
     from bookrbm import web
 
-    # Requests run side by side in uvicorn's threads; a BLAS that also starts a thread per
-    # core for each of them oversubscribes the cores (measured: 30 requests/s instead of hundreds).
-    threadpool_limits(limits=1, user_api="blas")
+    web.one_blas_thread()
 
     service = web.Service.from_files(args.model, args.data)  # a bad file stops here, with one line
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

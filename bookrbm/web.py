@@ -172,12 +172,22 @@ class Service:
         return {"summary": summary, **self.recommend(who, top)}
 
 
+def one_blas_thread():
+    """Keep NumPy's BLAS to one thread in this process and return the limiter (to undo it).
+
+    Requests run side by side (in uvicorn's threads and worker processes); a BLAS that also
+    starts a thread per core for each of them oversubscribes the cores (measured: 30
+    requests/s instead of hundreds). threadpoolctl limits only the libraries already loaded,
+    so this must run after NumPy's import, which this module's own import guarantees."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
+
+
 def app_from_env():
     """The app for uvicorn's worker processes: model and data paths from the environment, as
     serve.py sets them; BLAS kept to one thread, as each worker is one of several."""
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(limits=1, user_api="blas")
+    one_blas_thread()
     return create_app(Service.from_files(os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"]))
 
 

@@ -170,8 +170,21 @@ def test_serve_refuses_bad_files_and_options_in_one_line(tmp_path, sample_file):
 
 
 def test_worker_processes_build_the_app_from_the_environment(monkeypatch, sample_file, quick_model_file):
-    monkeypatch.setattr("threadpoolctl.threadpool_limits", lambda **kwargs: None)  # keep this process's BLAS as it is
+    monkeypatch.setattr(web, "one_blas_thread", lambda: None)  # keep this process's BLAS as it is
     monkeypatch.setenv("BOOKRBM_MODEL", str(quick_model_file))
     monkeypatch.setenv("BOOKRBM_DATA", str(sample_file))
     answer = TestClient(web.app_from_env()).post("/api/recommendations", json=rated([7])).json()
     assert len(answer["recommendations"]) == 10
+
+
+def test_the_blas_limit_reaches_numpys_blas():
+    # threadpoolctl limits only libraries already loaded: called before NumPy's import (as
+    # serve.py once did) it limited nothing
+    from threadpoolctl import threadpool_info
+
+    limiter = web.one_blas_thread()
+    try:
+        blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(pool["num_threads"] == 1 for pool in blas)
+    finally:
+        limiter.restore_original_limits()
