@@ -8,7 +8,7 @@ import os
 
 from bookrbm import evaluation, interactions, model, paths
 from bookrbm.atomic import write_csv
-from bookrbm.errors import InputError, cli
+from bookrbm.errors import InputError, cli, seed_option
 from bookrbm.evaluation import METRICS
 from bookrbm.recommend import check_compatible
 
@@ -23,7 +23,7 @@ def parse_args(argv):
         help="an RBM to evaluate, as name=file; repeat for several (default: rbm=models/rbm.npz)",
     )
     parser.add_argument("--k", type=int, default=10, help="length of each top-k list (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="which 20%% of each test reader is hidden (default: %(default)s)")
+    parser.add_argument("--seed", type=seed_option, default=0, help="which 20%% of each test reader is hidden (default: %(default)s)")
     parser.add_argument(
         "--baselines",
         default="popularity,item-knn,als,ease",

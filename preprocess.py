@@ -4,7 +4,7 @@ import argparse
 import os
 
 from bookrbm import interactions, paths, preprocessing
-from bookrbm.errors import cli
+from bookrbm.errors import cli, seed_option
 
 
 def parse_args(argv):
@@ -36,7 +36,7 @@ def parse_args(argv):
         default=0.2,
         help="share of users held out for validation (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for --max-users and the split (default: %(default)s)")
+    parser.add_argument("--seed", type=seed_option, default=0, help="seed for --max-users and the split (default: %(default)s)")
     return parser.parse_args(argv)
 
 

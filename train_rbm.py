@@ -5,7 +5,7 @@ import argparse
 import os
 
 from bookrbm import interactions, model, paths
-from bookrbm.errors import cli
+from bookrbm.errors import cli, seed_option
 from bookrbm.settings import DEFAULTS, INPUTS, PRESETS, VISIBLE_BIASES
 
 OPTIONS = [
@@ -55,7 +55,7 @@ def parse_args(argv):
         action=argparse.BooleanOptionalAction,
         help=f"sample binary reconstructions instead of using probabilities (default: {DEFAULTS['sample_visible']})",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for the initial weights, batch order and samples (default: %(default)s)")
+    parser.add_argument("--seed", type=seed_option, default=0, help="seed for the initial weights, batch order and samples (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
 

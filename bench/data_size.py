@@ -19,7 +19,7 @@ import numpy as np  # noqa: E402
 
 from bookrbm import evaluation, interactions, paths  # noqa: E402
 from bookrbm.atomic import write_csv  # noqa: E402
-from bookrbm.errors import InputError, cli  # noqa: E402
+from bookrbm.errors import InputError, cli, seed_option  # noqa: E402
 
 COLUMNS = ["share", "fit_users", "model", "settings", "ndcg", "gap", "low", "high"]
 
@@ -33,7 +33,7 @@ def parse_args(argv):
     )
     parser.add_argument("--hidden", type=int, help="the RBM's hidden units (default: train_rbm.py's)")
     parser.add_argument("--epochs", type=int, help="the RBM's most epochs (default: train_rbm.py's)")
-    parser.add_argument("--seed", type=int, default=0, help="which readers each share keeps (default: %(default)s)")
+    parser.add_argument("--seed", type=seed_option, default=0, help="which readers each share keeps (default: %(default)s)")
     parser.add_argument("--out", default=os.path.join(paths.RESULTS, "data_size.csv"), help="results (default: %(default)s)")
     return parser.parse_args(argv)
 

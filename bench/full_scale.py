@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from bookrbm import paths  # noqa: E402
 from bookrbm.atomic import atomic_write, write_csv  # noqa: E402
-from bookrbm.errors import InputError, cli  # noqa: E402
+from bookrbm.errors import InputError, cli, seed_option  # noqa: E402
 
 FULL_USERS = 53424
 COPIED = ("books.csv", "book_tags.csv", "tags.csv")
@@ -48,7 +48,7 @@ TARGETS = {  # name: (target, "min" or "max"), from the issue
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=FULL_USERS, help="users of the stand-in (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the stand-in and the training (default: %(default)s)")
+    parser.add_argument("--seed", type=seed_option, default=0, help="seed of the stand-in and the training (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=3, help="training epochs to time; the median is reported (default: %(default)s)")
     parser.add_argument("--hidden", type=int, default=64, help="hidden units (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=100, help="batch size (default: %(default)s)")

@@ -3,6 +3,7 @@ import functools
 import sys
 
 EXIT_BAD_INPUT = 2
+MAX_SEED = 2**31 - 1  # NumPy takes any seed from 0; TensorFlow's op seeds (seed + k) must stay in int64
 
 
 class InputError(Exception):
@@ -25,3 +26,16 @@ def cli(main):
             sys.exit(130)
 
     return run
+
+
+def seed_option(text):
+    """argparse ``type`` of every script's --seed: a whole number from 0 to ``MAX_SEED``.
+
+    Raises InputError (not argparse's error) so that ``cli`` reports it in one line."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise InputError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {text}")
+    return value
