@@ -7,7 +7,7 @@ import json
 import os
 
 from bookrbm import evaluation, interactions, model, paths
-from bookrbm.atomic import write_csv
+from bookrbm.atomic import check_writable, write_csv
 from bookrbm.errors import InputError, cli, seed_option
 from bookrbm.evaluation import METRICS
 from bookrbm.recommend import check_compatible
@@ -96,6 +96,7 @@ def main(argv=None):
                 f"{args.data}: no {name} users among its {data.n_users}; evaluation needs all three sets "
                 "(run preprocess.py on more users, with --valid-fraction above 0)"
             )
+    check_writable(args.out, args.gaps, args.plot)  # not after minutes of evaluation
     models = rbm_models(args.model)
     for trained in models.values():
         check_compatible(trained, data)

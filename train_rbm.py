@@ -5,6 +5,7 @@ import argparse
 import os
 
 from bookrbm import interactions, model, paths
+from bookrbm.atomic import check_writable
 from bookrbm.errors import cli, seed_option
 from bookrbm.settings import DEFAULTS, INPUTS, PRESETS, VISIBLE_BIASES
 
@@ -73,11 +74,12 @@ def chosen_settings(args):
 def main(argv=None):
     args = parse_args(argv)
     data = interactions.load(args.data)
+    history = os.path.splitext(args.out)[0] + "-history.csv"
+    check_writable(args.out, history, os.path.join(args.plots, "free_energy.png"))  # not after minutes of training
     from bookrbm import train  # imports TensorFlow, so only once the input is known to be good
 
     trained = train.train(data, seed=args.seed, progress=not args.quiet, **chosen_settings(args))
     model.save(args.out, trained)
-    history = os.path.splitext(args.out)[0] + "-history.csv"
     train.write_history(history, trained.history)
     written = [args.out, history, *train.write_plots(trained.history, args.plots)]
     print("wrote " + ", ".join(paths.shown(os.path.abspath(p)) for p in written))

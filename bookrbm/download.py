@@ -6,6 +6,7 @@ import urllib.request
 
 from tqdm import tqdm
 
+from .atomic import check_writable
 from .errors import InputError
 
 UPSTREAM = "https://raw.githubusercontent.com/zygmuntz/goodbooks-10k/master/"
@@ -72,7 +73,7 @@ def download(dest, base_url=UPSTREAM, blob_ids=None, progress=True, log=print):
     Files already there with the right blob id are not fetched again.
     """
     blob_ids = BLOB_IDS if blob_ids is None else blob_ids
-    os.makedirs(dest, exist_ok=True)
+    check_writable(*(os.path.join(dest, name) for name in blob_ids))  # makes ``dest``; a bad one in one line
     for name, expected in blob_ids.items():
         path = os.path.join(dest, name)
         if os.path.exists(path) and blob_id(path) == expected:

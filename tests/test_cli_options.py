@@ -1,4 +1,5 @@
-"""Options every script shares: a bad --seed is one line and exit 2 before anything is read or written."""
+"""What every script does with its options: a bad --seed, or an output that cannot be written, is
+one line and exit 2, found before the long work."""
 import os
 import sys
 
@@ -6,6 +7,7 @@ import pytest
 
 import evaluate
 import preprocess
+import recommend
 import train_rbm
 from bookrbm import paths
 from bookrbm.errors import MAX_SEED, seed_option
@@ -45,3 +47,39 @@ def test_a_bad_seed_is_one_line_and_exit_2(script, seed, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert err == f"error: --seed must be a whole number from 0 to {MAX_SEED}, not {seed}\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line_before_training(sample_file, tmp_path, capsys):
+    (tmp_path / "file").write_text("a file, not a folder")
+    out = tmp_path / "m.npz"
+    with pytest.raises(SystemExit) as exit_info:
+        # 500 epochs: were the plots' folder found bad only at the end, this test would not end soon
+        train_rbm.main(["--data", str(sample_file), "--out", str(out), "--plots", str(tmp_path / "file" / "plots"),
+                        "--epochs", "500", "--quiet"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'file' / 'plots' / 'free_energy.png'}: cannot write it ({tmp_path / 'file'} is a file, not a folder)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no model, no temporary file
+
+
+def test_evaluate_checks_its_outputs_before_evaluating(sample_file, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--data", str(sample_file), "--model", f"rbm={tmp_path / 'missing.npz'}",
+                       "--gaps", str(tmp_path / "file" / "gaps.csv")])
+    assert exit_info.value.code == 2  # the unwritable gaps file is found before the missing model
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'file' / 'gaps.csv'}: cannot write it ({tmp_path / 'file'} is a file, not a folder)\n"
+    )
+
+
+def test_recommend_names_the_file_it_cannot_write(sample_file, quick_model_file, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        recommend.main(["--user", "13", "--model", str(quick_model_file), "--data", str(sample_file),
+                        "--results", str(tmp_path / "file" / "results"), "--plots", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'file' / 'results'}") and f"cannot write it ({tmp_path / 'file'} is a file, not a folder)" in err
+    assert err.count("\n") == 1

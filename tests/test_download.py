@@ -80,3 +80,15 @@ def test_cli_refuses_files_that_are_not_upstream(server, tmp_path, capsys):
     assert "ratings.csv: downloaded file does not match upstream" in err
     assert not (dest / "ratings.csv").exists() and not (dest / "ratings.csv.part").exists()
     assert not (tmp_path / "p.npz").exists()
+
+
+def test_cli_download_into_a_folder_that_cannot_be_made(server, tmp_path, capsys):
+    _, url = server
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        preprocess.main(["--download", "--base-url", url, "--data-dir", str(tmp_path / "file" / "full"),
+                         "--out", str(tmp_path / "p.npz")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path / 'file' / 'full'}") and err.count("\n") == 1
+    assert f"({tmp_path / 'file'} is a file, not a folder)" in err

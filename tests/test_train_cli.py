@@ -40,7 +40,7 @@ def test_failed_model_write_keeps_the_previous_model(quick_model, tmp_path, monk
         raise OSError("disk full")
 
     monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match=r"rbm.npz: cannot write it \(disk full\)"):
         model.save(path, quick_model)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["rbm.npz"]  # no temporary file left behind
