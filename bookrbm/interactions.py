@@ -80,10 +80,16 @@ def _position(ids, value):
 
 
 def _positions(ids, values):
-    """``_position`` for many values at once: (positions, found)."""
-    values = np.asarray(values, dtype=np.int64)
+    """``_position`` for many values at once: (positions, found). A value too large for
+    int64 (a client can send one) is not found."""
+    try:
+        values, fits = np.asarray(values, dtype=np.int64), True
+    except OverflowError:
+        low, high = np.iinfo(np.int64).min, np.iinfo(np.int64).max
+        fits = np.array([low <= value <= high for value in values], dtype=bool)
+        values = np.array([value if ok else 0 for value, ok in zip(values, fits)], dtype=np.int64)
     positions = np.searchsorted(ids, values)
-    found = positions < len(ids)
+    found = (positions < len(ids)) & fits
     found[found] = ids[positions[found]] == values[found]
     return positions, found
 

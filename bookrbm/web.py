@@ -9,7 +9,7 @@ import logging
 import os
 import re
 import tempfile
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import numpy as np
 from fastapi import FastAPI, File, Query, Request, UploadFile
@@ -35,17 +35,21 @@ class ClientError(Exception):
         self.status, self.detail = status, detail
 
 
+# Strict: JSON numbers only. Lax parsing would read true as book 1 or 1 star, and "7" as 7.
+BookId = Annotated[int, Field(strict=True)]
+
+
 class Rating(BaseModel):
-    book_id: int = Field(description="goodbooks book_id (1..10000)")
-    rating: int = Field(ge=1, le=5, description="1 to 5 stars")
+    book_id: BookId = Field(description="goodbooks book_id (1..10000)")
+    rating: int = Field(ge=1, le=5, strict=True, description="1 to 5 stars")
 
 
 class RecommendationRequest(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
     ratings: list[Rating] = Field(description="the books the reader rated")
-    to_read: list[int] = Field(default_factory=list, description="book_ids the reader wants to read")
-    top: int = Field(10, ge=1, le=100, description="how many books to return")
+    to_read: list[BookId] = Field(default_factory=list, description="book_ids the reader wants to read")
+    top: int = Field(10, ge=1, le=100, strict=True, description="how many books to return")
     source: Optional[Literal["to_read", "all"]] = Field(
         None, alias="from", description="rank the to-read list, or all books (default: to_read if given, else all)"
     )
@@ -130,7 +134,8 @@ class Service:
         try:
             found = recommender.recommend(self.model, self.data, who, n=top, source=source)
         except InputError as error:
-            raise ClientError(422, str(error)) from None
+            # the message is written for the command line; name the API's field instead
+            raise ClientError(422, str(error).replace("use --from all", 'use "from": "all"')) from None
         names, shares = recommender.genre_profile(found, self.data)
         return {
             "from": found.source,
@@ -193,7 +198,13 @@ def app_from_env():
 
 def _first_error(errors):
     error = errors[0]
-    where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
+    if error.get("type") == "json_invalid":  # its "loc" is a character position, not a field
+        position = error.get("loc", ("body", "?"))[-1]
+        return f"the body is not valid JSON (at character {position}: {error.get('ctx', {}).get('error', 'invalid')})"
+    where = ""
+    for part in error.get("loc", ()):
+        if part != "body":  # ratings[0].book_id, as the messages of _columns name items
+            where += f"[{part}]" if isinstance(part, int) else f".{part}" if where else str(part)
     return f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "invalid request")
 
 

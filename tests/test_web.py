@@ -88,10 +88,19 @@ def test_a_book_rated_twice_keeps_its_last_rating_and_leaves_the_to_read_list(se
         (rated([99999]), "ratings[0]: unknown book_id 99999"),
         (rated([7, 192, 0, -5]), "ratings[2]: unknown book_id 0"),
         ({**rated([7]), "to_read": [0]}, "to_read[0]: unknown book_id 0"),
-        (rated([7], stars=6), "ratings.0.rating: Input should be less than or equal to 5"),
-        (rated([7], stars=0), "ratings.0.rating: Input should be greater than or equal to 1"),
+        (rated([7], stars=6), "ratings[0].rating: Input should be less than or equal to 5"),
+        (rated([7], stars=0), "ratings[0].rating: Input should be greater than or equal to 1"),
         (rated(range(1, 2002)), "too many books: 2001 ratings and 0 to read, at most 2000"),
-        ({"ratings": [{"book_id": "seven", "rating": 5}]}, "ratings.0.book_id: Input should be a valid integer"),
+        ({"ratings": [{"book_id": "seven", "rating": 5}]}, "ratings[0].book_id: Input should be a valid integer"),
+        # strict numbers: lax parsing would read true as book 1 and "7" as book 7
+        ({"ratings": [{"book_id": 7, "rating": 5}, {"book_id": True, "rating": 5}]}, "ratings[1].book_id: Input should be a valid integer"),
+        ({"ratings": [{"book_id": "7", "rating": 5}]}, "ratings[0].book_id: Input should be a valid integer"),
+        ({"ratings": [{"book_id": 7, "rating": 4.5}]}, "ratings[0].rating: Input should be a valid integer"),
+        ({"ratings": [{"book_id": 7, "rating": 5}], "to_read": [19, False]}, "to_read[1]: Input should be a valid integer"),
+        # an id no 64-bit integer holds is unknown, like any other
+        (rated([7, 2**70]), f"ratings[1]: unknown book_id {2**70}"),
+        ({**rated([7]), "to_read": [2**64]}, f"to_read[0]: unknown book_id {2**64}"),
+        ({**rated([7]), "from": "to_read"}, 'this reader has no unread books on their to-read list; use "from": "all"'),
         ({}, "ratings: Field required"),
         ({**rated([7]), "from": "everything"}, "from: Input should be 'to_read' or 'all'"),
     ],
@@ -104,7 +113,8 @@ def test_bad_recommendation_requests_are_422_with_a_message(client, body, messag
 
 def test_malformed_json_is_a_4xx(client):
     response = client.post("/api/recommendations", content=b"{not json", headers={"Content-Type": "application/json"})
-    assert response.status_code == 422 and response.json()["detail"]
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("the body is not valid JSON (at character 1: ")
 
 
 def test_user_recommendations_and_unknown_user(client, sample):
