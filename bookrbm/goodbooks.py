@@ -23,7 +23,32 @@ def _line(position):
     return position + 2  # one for the header, one because editors count from 1
 
 
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")  # what Excel's "Unicode text" and some editors write
+FALLBACK_ENCODING = "cp1252"  # a CSV saved again by Excel on Windows; goodbooks and Goodreads write UTF-8
+
+
+def _encodings(head):
+    """The encodings to try, in order, for a file that starts with the bytes ``head``."""
+    return ("utf-16",) if head[:2] in UTF16_BOMS else ("utf-8", FALLBACK_ENCODING)
+
+
+def _read_csv(path, encodings, **options):
+    """pandas.read_csv in the first of ``encodings`` that decodes the whole file; a file none
+    of them decodes is the InputError of the first."""
+    first = None
+    for encoding in encodings:
+        try:
+            return pd.read_csv(path, encoding=encoding, **options)
+        except UnicodeDecodeError as error:
+            first = first or error
+        except (pd.errors.ParserError, ValueError) as error:
+            first = error
+            break
+    raise InputError(f"{path}: cannot be read as CSV ({str(first).splitlines()[0]})") from None
+
+
 def _read_header(path):
+    """(column names, encodings to read the file in)."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(4096)
@@ -35,22 +60,21 @@ def _read_header(path):
         raise InputError(f"{path}: cannot be read ({error.strerror})") from None
     if not head.strip():
         raise InputError(f"{path}: file is empty")
-    if b"\0" in head:
+    encodings = _encodings(head)
+    if b"\0" in head and encodings[0] != "utf-16":
         raise InputError(f"{path}: is not a text CSV file (it contains binary data)")
-    try:
-        header = pd.read_csv(path, nrows=0)
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"{path}: cannot be read as CSV ({str(error).splitlines()[0]})") from None
-    return [str(name).strip() for name in header.columns]
+    header = _read_csv(path, encodings, nrows=0)
+    return [str(name).strip() for name in header.columns], encodings
 
 
 def read_table(path, required, optional=(), text=()):
-    """Read the ``required`` (and any present ``optional``) columns of a CSV file by name.
+    """Read the ``required`` (and any present ``optional``) columns of a CSV file by name:
+    UTF-8 (with or without a byte-order mark), UTF-16 with one, or else Windows-1252.
 
     text : columns kept as the strings they are (an ISBN is not a number).
     """
     path = os.fspath(path)
-    header = _read_header(path)
+    header, encodings = _read_header(path)
     missing = [name for name in required if name not in header]
     if missing:
         raise InputError(
@@ -58,16 +82,14 @@ def read_table(path, required, optional=(), text=()):
             f"(header is: {','.join(header)})"
         )
     wanted = list(required) + [name for name in optional if name in header]
-    try:
-        table = pd.read_csv(
-            path,
-            usecols=lambda name: str(name).strip() in wanted,
-            dtype={name: str for name in header if name in text},
-            keep_default_na=False,
-            na_values=[""],
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
-        raise InputError(f"{path}: cannot be read as CSV ({str(error).splitlines()[0]})") from None
+    table = _read_csv(
+        path,
+        encodings,
+        usecols=lambda name: str(name).strip() in wanted,
+        dtype={name: str for name in header if name in text},
+        keep_default_na=False,
+        na_values=[""],
+    )
     table.columns = [str(name).strip() for name in table.columns]
     if table.empty:
         raise InputError(f"{path}: has a header but no data rows")

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 import recommend as recommend_cli
 from bookrbm import genres, matching, reader
+from bookrbm.errors import InputError
 from bookrbm.model import Model
 from bookrbm.recommend import genre_profile, recommend
 
@@ -122,6 +123,27 @@ def test_a_book_listed_twice_keeps_its_highest_rating_and_is_counted(sample, tmp
     found = reader.from_goodreads(sample, path)
     assert found.rated.tolist() == [0] and found.ratings.tolist() == [5]
     assert found.unrated.tolist() == [1] and found.to_read.tolist() == [] and found.repeats == 2
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "utf-16", "utf-8-sig"])
+def test_an_export_saved_again_by_excel_reads_the_same(sample, picks, export, tmp_path, encoding):
+    # Excel on Windows writes CSV in Windows-1252 (or UTF-16 as "Unicode text", or UTF-8 with a
+    # byte-order mark); the titles must come back as they were, accents and curly quotes too
+    text = export[0].read_text(encoding="utf-8").replace("Notes From My Own Garden", "Brontë’s “Garden” Notes")
+    again = tmp_path / "again.csv"
+    again.write_bytes(text.encode(encoding))
+    a, b = reader.from_goodreads(sample, export[0]), reader.from_goodreads(sample, again)
+    assert a.matched == b.matched
+    for name in ("rated", "ratings", "unrated", "to_read", "shelved"):
+        assert getattr(a, name).tolist() == getattr(b, name).tolist()
+    assert [row["title"] for row in b.unmatched] == ["Brontë’s “Garden” Notes"]
+
+
+def test_a_file_in_no_encoding_we_read_names_the_byte(sample, tmp_path):
+    path = tmp_path / "odd.csv"
+    path.write_bytes(b"Book Id,Title\n1,\x81\x8d\n")  # bytes that neither UTF-8 nor Windows-1252 has
+    with pytest.raises(InputError, match=r"odd.csv: cannot be read as CSV \('utf-8' codec can't decode byte 0x81"):
+        reader.from_goodreads(sample, path)
 
 
 def test_older_31_column_export_with_bare_isbns_reads_the_same(sample, picks, export, tmp_path):
