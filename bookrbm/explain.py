@@ -7,16 +7,14 @@ weight matrix agree on the hidden units this reader switches on.
 """
 import numpy as np
 
-from . import rbm
-
 
 def contributions(model, visible, recommended, read):
     """(len(recommended), len(read)) contribution of each read book to each recommendation.
 
     visible : CSR (1, n_books), the reader's visible vector as the model sees it.
     """
-    weights, _, hidden_bias = model.params
-    hidden = rbm.mean_hiddens(visible, weights, hidden_bias)[0]
+    weights = model.weights
+    hidden = model.hidden_probabilities(visible)[0]
     slope = model.settings.get("hidden_keep", 1.0) * hidden * (1.0 - hidden)  # (n_hidden,)
     v = visible.toarray()[0, read]
     return (weights[recommended] * slope) @ weights[read].T * v

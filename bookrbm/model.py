@@ -5,12 +5,29 @@ Loading needs only NumPy, so recommend.py never imports TensorFlow.
 import dataclasses
 
 import numpy as np
+import scipy.sparse as sp
 
 from . import npzfile, rbm
 from .interactions import binary
 
 FORMAT = "bookrbm-model-2"
 ARRAYS = ("weights", "visible_bias", "hidden_bias", "book_ids")
+OPTIONAL_ARRAYS = ("visible_mean",)  # models from before it was kept have none
+
+
+def unlisted_weight(n_listed, mean_books):
+    """How much of its mean input each book a reader did not list gives the hidden units:
+    min(0.5, 0.66 / √n) × (1 - n / mean_books) for a reader who listed n books, 0 from
+    ``mean_books`` (the fit readers' mean) on.
+
+    The RBM learned from complete reading lists, where a book not listed is a book not read;
+    a reader who rates three books has read many more, and read as "these three and nothing
+    else" they look like the fit readers who read almost nothing of the catalogue (readers
+    of Arabic novels, say), whose books it then recommends. Chosen on the tuning readers,
+    each shown n of their books (README, "Readers who list only a few books").
+    """
+    n_listed = np.maximum(np.asarray(n_listed, dtype=np.float64), 1.0)
+    return np.minimum(0.5, 0.66 / np.sqrt(n_listed)) * np.clip(1.0 - n_listed / mean_books, 0.0, 1.0)
 
 
 @dataclasses.dataclass
@@ -18,8 +35,11 @@ class Model:
     """weights (n_books, n_hidden), visible_bias (n_books,), hidden_bias (n_hidden,), float32.
 
     book_ids : goodbooks ``book_id`` of each visible unit.
-    settings : the hyperparameters it was trained with.
+    settings : the hyperparameters it was trained with (``mean_books``: how many books a fit
+        reader has, on average).
     history : one dict per epoch (free energies, reconstruction errors).
+    visible_mean : the fit readers' mean visible vector (n_books,), or None: what a book a
+        reader did not list is worth to the hidden units, scaled by ``unlisted_weight``.
     """
 
     weights: np.ndarray
@@ -28,6 +48,7 @@ class Model:
     book_ids: np.ndarray
     settings: dict = dataclasses.field(default_factory=dict)
     history: list = dataclasses.field(default_factory=list)
+    visible_mean: np.ndarray = None
 
     @property
     def params(self):
@@ -43,14 +64,37 @@ class Model:
 
     def reconstruct(self, visible):
         """``scores`` of rows that are already visible vectors (``visible``'s output)."""
+        hidden = self.hiddens(visible)
         if visible.shape[0] == 1:
-            return self.visible_means(self.hiddens(visible))
-        return rbm.reconstruct(visible, *self.params, self.settings.get("hidden_keep", 1.0))
+            return self.visible_means(hidden)
+        return rbm.mean_visibles(hidden, self.weights, self.visible_bias)
 
     def hiddens(self, visible):
-        """The hidden layer that drives a reconstruction: p(h|v), scaled by ``hidden_keep``
-        for a model trained with dropout; (n_users, n_hidden)."""
-        return self.settings.get("hidden_keep", 1.0) * rbm.mean_hiddens(visible, self.weights, self.hidden_bias)
+        """The hidden layer that drives a reconstruction: ``hidden_probabilities`` scaled by
+        ``hidden_keep`` for a model trained with dropout; (n_users, n_hidden)."""
+        return self.settings.get("hidden_keep", 1.0) * self.hidden_probabilities(visible)
+
+    def hidden_probabilities(self, visible):
+        """p(h|v) of rows of visible vectors, the books each reader did not list counted at
+        ``unlisted_weight`` of their mean (see there); (n_users, n_hidden)."""
+        activations = rbm.hidden_activations(visible, self.weights, self.hidden_bias)
+        if self.visible_mean is not None:
+            activations = activations + self._unlisted_input(visible)
+        return rbm.sigmoid(activations)
+
+    def _unlisted_input(self, visible):
+        """weight × Σ over the books a row did not list of visible_mean × W, as the mean input
+        of all books less that of the listed ones; (n_users, n_hidden)."""
+        if getattr(self, "_mean_input", None) is None:
+            self._mean_input = self.visible_mean @ self.weights
+        visible = sp.csr_matrix(visible)
+        weight = unlisted_weight(np.diff(visible.indptr), self.settings["mean_books"])
+        if visible.shape[0] == 1:  # one reader: their rows of W, as in rbm.hidden_activations
+            listed = (self.visible_mean[visible.indices] @ self.weights[visible.indices])[None, :]
+        else:
+            at_listed = sp.csr_matrix((self.visible_mean[visible.indices], visible.indices, visible.indptr), shape=visible.shape)
+            listed = np.asarray(at_listed @ self.weights)
+        return weight[:, None].astype(np.float32) * (self._mean_input - listed)
 
     def visible_means(self, hidden):
         """p(v|h) of rows of ``hiddens``: the scores, (n_users, n_books).
@@ -69,7 +113,7 @@ def to_visible(user_items, kind):
 
 def save(path, model):
     """Write ``model`` to ``path`` atomically: a failed write leaves the old file intact."""
-    arrays = {name: getattr(model, name) for name in ARRAYS}
+    arrays = {name: getattr(model, name) for name in ARRAYS + OPTIONAL_ARRAYS if getattr(model, name) is not None}
     npzfile.write(path, FORMAT, arrays, meta={"settings": model.settings, "history": model.history})
 
 

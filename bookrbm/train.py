@@ -183,8 +183,12 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, fit_rows=Non
 
     net, rng = build_graph(fit, settings, seed)
 
+    # what a book a reader does not list is worth, on average (Model.hidden_probabilities)
+    visible_mean = np.asarray(fit.mean(axis=0), dtype=np.float32).ravel()
+    mean_books = fit.nnz / fit.shape[0]
+
     def snapshot(params):
-        return Model(*params, data.book_ids, dict(settings, seed=seed))
+        return Model(*params, data.book_ids, dict(settings, seed=seed, mean_books=mean_books), visible_mean=visible_mean)
 
     history, best, averaged = [], BestSoFar(), None
     epochs = settings["epochs"]
