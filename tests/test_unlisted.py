@@ -1,0 +1,91 @@
+"""Books a reader did not list: worth a share of the fit readers' mean to the hidden units."""
+import dataclasses
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from bookrbm import model, paths, preprocessing, reader, train
+from bookrbm.model import Model, unlisted_weight
+from bookrbm.rbm import sigmoid
+from bookrbm.recommend import recommend
+
+
+def test_unlisted_weight_falls_with_the_books_listed_and_ends_at_the_mean():
+    weights = unlisted_weight(np.arange(0, 120), mean_books=100.0)
+    assert weights[0] == weights[1] == pytest.approx(0.5 * 0.99)  # no book listed counts as one
+    assert weights[4] == pytest.approx(0.33 * 0.96)
+    assert np.all(np.diff(weights[1:100]) < 0) and np.all(weights[100:] == 0)
+
+
+def toy_model(rng):
+    weights = rng.normal(0, 1, (7, 3)).astype(np.float32)
+    return Model(weights, rng.normal(0, 1, 7).astype(np.float32), rng.normal(0, 1, 3).astype(np.float32),
+                 np.arange(1, 8), {"mean_books": 4.0, "hidden_keep": 0.5},
+                 visible_mean=rng.uniform(0, 1, 7).astype(np.float32))
+
+
+def test_unlisted_books_enter_the_hidden_units_at_their_weighted_mean():
+    rng = np.random.default_rng(0)
+    toy = toy_model(rng)
+    rows = sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0, 0], [0, 0.6, 0, 1, 0, 0.8, 0]], dtype=np.float32))
+    expected = []
+    for row in rows.toarray():  # by hand: every book not listed adds weight × mean × its row of W
+        weight = unlisted_weight(np.count_nonzero(row), 4.0)
+        unlisted = [i for i in range(7) if row[i] == 0]
+        activation = toy.hidden_bias + row @ toy.weights + weight * sum(toy.visible_mean[i] * toy.weights[i] for i in unlisted)
+        expected.append(sigmoid(activation))
+    assert np.allclose(toy.hidden_probabilities(rows), expected, atol=1e-6)
+    for i in range(2):  # one reader at a time takes another path
+        assert np.allclose(toy.hidden_probabilities(rows[i]), expected[i], atol=1e-6)
+    assert np.allclose(toy.scores(rows), sigmoid(0.5 * np.array(expected) @ toy.weights.T + toy.visible_bias), atol=1e-6)
+
+
+def test_a_model_without_visible_mean_scores_as_before(tmp_path):
+    toy = dataclasses.replace(toy_model(np.random.default_rng(1)), visible_mean=None)
+    rows = sp.csr_matrix(np.eye(7, dtype=np.float32)[:2])
+    assert np.allclose(toy.hidden_probabilities(rows), sigmoid(rows.toarray() @ toy.weights + toy.hidden_bias))
+    model.save(tmp_path / "old.npz", toy)
+    assert model.load(tmp_path / "old.npz").visible_mean is None
+
+
+def test_visible_mean_is_saved_with_the_model(tmp_path):
+    toy = toy_model(np.random.default_rng(2))
+    model.save(tmp_path / "m.npz", toy)
+    loaded = model.load(tmp_path / "m.npz")
+    assert np.array_equal(loaded.visible_mean, toy.visible_mean) and loaded.settings["mean_books"] == 4.0
+
+
+def test_training_keeps_the_fit_readers_mean(quick_model, sample):
+    from bookrbm import evaluation
+
+    fit = sample.ratings[evaluation.user_sets(sample)[0]]
+    assert np.allclose(quick_model.visible_mean, np.asarray((fit > 0).mean(axis=0)).ravel())  # binary input
+    assert quick_model.settings["mean_books"] == pytest.approx(fit.nnz / fit.shape[0])
+
+
+@pytest.fixture(scope="module")
+def two_kinds_of_readers(tmp_path_factory):
+    """300 readers of 20 of books 1-40 each, and 300 who read only 3 of books 41-60 each,
+    as goodbooks files written by the test."""
+    folder = tmp_path_factory.mktemp("two_kinds")
+    pd.read_csv(os.path.join(paths.BUNDLED_DATA, "books.csv"), nrows=60).to_csv(folder / "books.csv", index=False)
+    rng = np.random.default_rng(0)
+    rows = [(u, b, 4) for u in range(1, 301) for b in rng.choice(np.arange(1, 41), 20, replace=False)]
+    rows += [(u, b, 4) for u in range(301, 601) for b in rng.choice(np.arange(41, 61), 3, replace=False)]
+    pd.DataFrame(rows, columns=["user_id", "book_id", "rating"]).to_csv(folder / "ratings.csv", index=False)
+    pd.DataFrame({"user_id": [1], "book_id": [41]}).to_csv(folder / "to_read.csv", index=False)
+    return preprocessing.build(str(folder), log=lambda m: None)
+
+
+def test_a_reader_of_three_books_is_not_taken_for_a_reader_of_almost_nothing(two_kinds_of_readers):
+    data = two_kinds_of_readers
+    trained = train.train(data, hidden=16, epochs=60, eval_every=0, patience=0, seed=0, progress=False, log=lambda m: None)
+    three = reader.Reader(name="three books", rated=np.sort(data.find_columns([1, 2, 3])[0]), ratings=np.array([5, 5, 5]))
+    found = recommend(trained, data, three, n=5, source="all")
+    assert np.all(data.book_ids[found.columns] <= 40)  # more of what they read
+    # the same weights reading "these three and nothing else": the other readers' books
+    as_complete = recommend(dataclasses.replace(trained, visible_mean=None), data, three, n=5, source="all")
+    assert np.all(data.book_ids[as_complete.columns] > 40)
