@@ -25,6 +25,11 @@ def parse_args(argv):
     parser.add_argument("--k", type=int, default=10, help="length of each top-k list (default: %(default)s)")
     parser.add_argument("--seed", type=seed_option, default=0, help="which 20%% of each test reader is hidden (default: %(default)s)")
     parser.add_argument(
+        "--shown", type=int,
+        help="each test reader shows only this many of their books and the rest are hidden, as for a "
+        "reader who rates a few (default: 80%% shown); the outputs' names end in _shownN",
+    )
+    parser.add_argument(
         "--baselines",
         default="popularity,item-knn,als,ease",
         help="comma-separated baselines to tune and compare, or 'none' (default: %(default)s)",
@@ -34,14 +39,16 @@ def parse_args(argv):
         help="the model the others are measured against, with a paired bootstrap interval (default: rbm if "
         "evaluated, else the last --model)",
     )
-    parser.add_argument("--out", default=os.path.join(paths.RESULTS, "evaluation.csv"), help="table as CSV (default: %(default)s)")
-    parser.add_argument(
-        "--gaps", default=os.path.join(paths.RESULTS, "evaluation_gaps.csv"),
-        help="the reference's NDCG lead over each model, as CSV (default: %(default)s)",
-    )
-    parser.add_argument("--plot", default=os.path.join(paths.PLOTS, "evaluation.png"), help="bar chart (default: %(default)s)")
+    parser.add_argument("--out", help="table as CSV (default: results/evaluation.csv)")
+    parser.add_argument("--gaps", help="the reference's NDCG lead over each model, as CSV (default: results/evaluation_gaps.csv)")
+    parser.add_argument("--plot", help="bar chart (default: plots/evaluation.png)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    suffix = "" if args.shown is None else f"_shown{args.shown}"
+    args.out = args.out or os.path.join(paths.RESULTS, f"evaluation{suffix}.csv")
+    args.gaps = args.gaps or os.path.join(paths.RESULTS, f"evaluation_gaps{suffix}.csv")
+    args.plot = args.plot or os.path.join(paths.PLOTS, f"evaluation{suffix}.png")
+    return args
 
 
 def rbm_models(specs):
@@ -83,6 +90,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.k < 1:
         raise InputError(f"--k must be at least 1, not {args.k}")
+    if args.shown is not None and args.shown < 1:
+        raise InputError(f"--shown must be at least 1, not {args.shown}")
     from bookrbm import comparison
     from bookrbm.plots import plot_comparison
 
@@ -103,13 +112,16 @@ def main(argv=None):
     reference = args.reference or ("rbm" if "rbm" in models else list(models)[-1])
     if reference not in list(models) + names:
         raise InputError(f"--reference {reference} is not among the evaluated models ({', '.join(names + list(models))})")
-    rows = comparison.compare(data, models, k=args.k, seed=args.seed, names=names, progress=not args.quiet)
+    rows = comparison.compare(data, models, k=args.k, seed=args.seed, names=names, progress=not args.quiet, shown=args.shown)
     gaps = comparison.gaps(rows, reference, seed=args.seed)
+    if args.shown is not None:
+        print(f"each test reader shows {args.shown} of their books; the rest are hidden")
     print(format_table(rows, args.k))
     print(format_gaps(gaps, args.k))
     write_rows(args.out, rows)
     write_csv(args.gaps, gaps, ["model", "reference", "difference", "low", "high", "readers"])
-    plot_comparison(rows, list(METRICS), args.plot, f"Test readers, top {args.k}: hidden 20% of their ratings")
+    what = "hidden 20% of their ratings" if args.shown is None else f"{args.shown} of their books shown, the rest hidden"
+    plot_comparison(rows, list(METRICS), args.plot, f"Test readers, top {args.k}: {what}")
     shown = ", ".join(paths.shown(os.path.abspath(p)) for p in (args.out, args.gaps, args.plot))
     print(f"wrote {shown}")
 

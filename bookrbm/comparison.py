@@ -43,16 +43,18 @@ def tune(name, fit_matrix, tuning, k=10, grids=GRIDS, progress=True, log=print):
     return best
 
 
-def compare(data, rbm_models, k=10, seed=0, names=tuple(GRIDS), grids=GRIDS, progress=True, log=print):
+def compare(data, rbm_models, k=10, seed=0, names=tuple(GRIDS), grids=GRIDS, progress=True, log=print, shown=None):
     """One row per model: its name, settings, tuning NDCG and test metrics at ``k``.
 
     rbm_models : {name: Model}, trained by train_rbm.py on the fit users.
     seed : which 20% of each test user's ratings is hidden.
+    shown : show only this many of each test user's books and hide the rest, instead
+        (the tuning users stay as they are: the models are the same ones).
     """
     fit_rows, tuning_rows, test_rows = evaluation.user_sets(data)
     fit_matrix = data.ratings[fit_rows]
     tuning = evaluation.tuning_holdout(data, tuning_rows)
-    test = evaluation.hold_out(data.ratings[test_rows], seed=seed)
+    test = evaluation.hold_out(data.ratings[test_rows], seed=seed, shown=shown)
     rows = []
     for name in names:
         model, settings, tuned = tune(name, fit_matrix, tuning, k, grids, progress, log)

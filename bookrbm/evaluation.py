@@ -54,16 +54,18 @@ class Holdout:
         return self.shown.shape[0]
 
 
-def hold_out(ratings, fraction=0.2, seed=0):
+def hold_out(ratings, fraction=0.2, seed=0, shown=None):
     """Split every row of ``ratings`` (CSR) into shown and hidden parts, seeded.
 
     Each user with at least two ratings hides round(fraction × n) of them, at least one,
-    and keeps at least one.
+    and keeps at least one. With ``shown``, each shows that many instead (a reader who
+    lists only a few books) and hides the rest, still hiding at least one.
     """
     ratings = sp.csr_matrix(ratings)
     ratings.sort_indices()
     counts = np.diff(ratings.indptr)
-    n_hidden = np.clip(np.rint(fraction * counts).astype(int), 1, np.maximum(counts - 1, 0))
+    wanted = np.rint(fraction * counts).astype(int) if shown is None else counts - shown
+    n_hidden = np.clip(wanted, 1, np.maximum(counts - 1, 0))
     n_hidden[counts < 2] = 0
     rows = np.repeat(np.arange(ratings.shape[0]), counts)
     keys = np.random.default_rng(seed).random(ratings.nnz)

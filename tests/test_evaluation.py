@@ -1,3 +1,4 @@
+import csv
 import dataclasses
 
 import numpy as np
@@ -79,6 +80,15 @@ def test_hold_out_splits_each_user_seeded(sample):
     assert np.array_equal(hidden, np.maximum(np.rint(0.2 * counts), 1))
     assert (first.hidden != again.hidden).nnz == 0
     assert (first.hidden != other.hidden).nnz > 0
+
+
+def test_hold_out_can_show_only_a_few_books(sample):
+    ratings = sample.ratings[:300]
+    few = evaluation.hold_out(ratings, seed=3, shown=3)
+    assert (few.shown + few.hidden != ratings).nnz == 0 and few.shown.multiply(few.hidden).nnz == 0
+    counts, shown = np.diff(ratings.indptr), np.diff(few.shown.indptr)
+    assert np.array_equal(shown, np.clip(3, 1, counts - 1))  # 3 each, and at least one hidden
+    assert (few.shown != evaluation.hold_out(ratings, seed=3, shown=3).shown).nnz == 0
 
 
 class InputEcho:
@@ -231,3 +241,21 @@ def test_cli_rejects_an_unknown_reference(sample_file, quick_model_file, capsys)
                            "--reference", "svd"])
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and "--reference svd is not among the evaluated models (popularity, x)" in err
+
+
+def test_cli_shown_scores_readers_who_list_a_few_books_and_names_its_outputs(sample_file, quick_model_file, tmp_path,
+                                                                           capsys, monkeypatch):
+    monkeypatch.setattr(evaluate_cli.paths, "RESULTS", str(tmp_path / "results"))
+    monkeypatch.setattr(evaluate_cli.paths, "PLOTS", str(tmp_path / "plots"))
+    evaluate_cli.main(["--data", str(sample_file), "--model", f"tiny={quick_model_file}", "--baselines", "popularity",
+                       "--shown", "3", "--quiet"])
+    assert "each test reader shows 3 of their books" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["evaluation_gaps_shown3.csv", "evaluation_shown3.csv"]
+    assert [p.name for p in (tmp_path / "plots").iterdir()] == ["evaluation_shown3.png"]
+    with open(tmp_path / "results" / "evaluation_shown3.csv") as handle:
+        rows = {row["model"]: row for row in csv.DictReader(handle)}
+    # 3 books shown, the rest hidden: many hidden books per reader, so recall is low and precision high
+    assert float(rows["popularity"]["precision"]) > 0.2 and float(rows["popularity"]["recall"]) < 0.1
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate_cli.main(["--data", str(sample_file), "--model", f"tiny={quick_model_file}", "--shown", "0"])
+    assert exit_info.value.code == 2 and "--shown must be at least 1, not 0" in capsys.readouterr().err
