@@ -23,7 +23,7 @@ def unlisted_weight(n_listed, mean_books):
     The RBM learned from complete reading lists, where a book not listed is a book not read;
     a reader who rates three books has read many more, and read as "these three and nothing
     else" they look like the fit readers who read almost nothing of the catalogue (readers
-    of Arabic novels, say), whose books it then recommends. Chosen on the tuning readers,
+    of Arabic books, mostly), whose books it then recommends. Chosen on the tuning readers,
     each shown n of their books (README, "Readers who list only a few books").
     """
     n_listed = np.maximum(np.asarray(n_listed, dtype=np.float64), 1.0)
@@ -78,7 +78,7 @@ class Model:
         """p(h|v) of rows of visible vectors, the books each reader did not list counted at
         ``unlisted_weight`` of their mean (see there); (n_users, n_hidden)."""
         activations = rbm.hidden_activations(visible, self.weights, self.hidden_bias)
-        if self.visible_mean is not None:
+        if self.visible_mean is not None and "mean_books" in self.settings:
             activations = activations + self._unlisted_input(visible)
         return rbm.sigmoid(activations)
 
