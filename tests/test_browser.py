@@ -79,6 +79,7 @@ def test_search_rate_and_get_recommendations(server):
             cards.first.wait_for()
             assert cards.count() == 10
             assert page.locator("#summary").inner_text() == "From your 3 rated books:"
+            assert page.locator("#tip").is_visible() and "Rate more books" in page.locator("#tip").inner_text()
             shown = page.locator("#recs").inner_text()
             assert not any(f". {title}\n" in shown for title in titles)  # nothing already read
             assert page.locator("#profile > div").count() >= 2
@@ -107,6 +108,7 @@ def test_goodreads_upload_on_the_page(server):
             summary = page.locator("#summary").inner_text()
             assert summary.startswith("example_goodreads_export.csv: 21 of 22 books found in goodbooks-10k")
             assert "ranking your to-read shelf" in summary
+            assert not page.locator("#tip").is_visible()  # an export is a whole library
             assert page.locator("#recs li.recommendation").count() == 8  # the to-read shelf, less what was read
             page.set_input_files("#upload", {"name": "broken.csv", "mimeType": "text/csv", "buffer": b"a,b\n1,2\n"})
             page.locator("#error").filter(has_text="missing column").wait_for()
