@@ -9,25 +9,27 @@ weight matrix agree on the hidden units this reader switches on.
 import numpy as np
 
 
-def contributions(model, visible, recommended, read):
+def contributions(model, visible, recommended, read, hidden=None):
     """(len(recommended), len(read)) contribution of each read book to each recommendation.
 
     visible : CSR (1, n_books), the reader's visible vector as the model sees it.
+    hidden : its p(h|v), (n_hidden,), when the caller has it already (``Model.fold_in``).
     """
     weights = model.weights
-    hidden = model.hidden_probabilities(visible)[0]
+    if hidden is None:
+        hidden = model.hidden_probabilities(visible)[0]
     slope = model.settings.get("hidden_keep", 1.0) * hidden * (1.0 - hidden)  # (n_hidden,)
     v = visible.toarray()[0, read]
     return (weights[recommended] * slope) @ weights[read].T * v
 
 
-def because(model, visible, recommended, read, top=3):
+def because(model, visible, recommended, read, top=3, hidden=None):
     """For each recommended column, up to ``top`` read columns with the largest positive
-    contribution, largest first."""
+    contribution, largest first (``hidden`` as for ``contributions``)."""
     if len(read) == 0:
         return [np.zeros(0, np.int64) for _ in recommended]
     read = np.sort(read)  # so that the stable sort below breaks ties by the lower column
-    push = contributions(model, visible, recommended, read)
+    push = contributions(model, visible, recommended, read, hidden)
     order = np.argsort(-push, axis=1, kind="stable")[:, :top]
     chosen = read[order]
     positive = np.take_along_axis(push, order, axis=1) > 0

@@ -3,6 +3,7 @@
 Loading needs only NumPy, so recommend.py never imports TensorFlow.
 """
 import dataclasses
+import functools
 
 import numpy as np
 import scipy.sparse as sp
@@ -64,37 +65,39 @@ class Model:
 
     def reconstruct(self, visible):
         """``scores`` of rows that are already visible vectors (``visible``'s output)."""
-        hidden = self.hiddens(visible)
-        if visible.shape[0] == 1:
-            return self.visible_means(hidden)
-        return rbm.mean_visibles(hidden, self.weights, self.visible_bias)
+        return self.fold_in(visible)[1]
 
-    def hiddens(self, visible):
-        """The hidden layer that drives a reconstruction: ``hidden_probabilities`` scaled by
-        ``hidden_keep`` for a model trained with dropout; (n_users, n_hidden)."""
-        return self.settings.get("hidden_keep", 1.0) * self.hidden_probabilities(visible)
+    def fold_in(self, visible):
+        """(p(h|v), scores) of rows of visible vectors: the hidden units each reader switches
+        on (``hidden_probabilities``) and the reconstruction they give, through hidden units
+        scaled by ``hidden_keep`` for a model trained with dropout; (n_users, n_hidden) and
+        (n_users, n_books)."""
+        hidden = self.hidden_probabilities(visible)
+        top_down = self.settings.get("hidden_keep", 1.0) * hidden
+        if visible.shape[0] == 1:
+            return hidden, self.visible_means(top_down)
+        return hidden, rbm.mean_visibles(top_down, self.weights, self.visible_bias)
 
     def hidden_probabilities(self, visible):
         """p(h|v) of rows of visible vectors, the books each reader did not list counted at
-        ``unlisted_weight`` of their mean (see there); (n_users, n_hidden)."""
-        activations = rbm.hidden_activations(visible, self.weights, self.hidden_bias)
-        if self.visible_mean is not None and "mean_books" in self.settings:
-            activations = activations + self._unlisted_input(visible)
-        return rbm.sigmoid(activations)
+        ``unlisted_weight`` of their mean (see there); (n_users, n_hidden).
 
-    def _unlisted_input(self, visible):
-        """weight × Σ over the books a row did not list of visible_mean × W, as the mean input
-        of all books less that of the listed ones; (n_users, n_hidden)."""
-        if getattr(self, "_mean_input", None) is None:
-            self._mean_input = self.visible_mean @ self.weights
+        weight × Σ over the unlisted books of mean × W is the mean input of all books less
+        weight × that of the listed ones, so the listed books enter once, at their value less
+        weight × their mean, in the same product as always."""
+        if self.visible_mean is None or "mean_books" not in self.settings:
+            return rbm.mean_hiddens(visible, self.weights, self.hidden_bias)
         visible = sp.csr_matrix(visible)
-        weight = unlisted_weight(np.diff(visible.indptr), self.settings["mean_books"])
-        if visible.shape[0] == 1:  # one reader: their rows of W, as in rbm.hidden_activations
-            listed = (self.visible_mean[visible.indices] @ self.weights[visible.indices])[None, :]
-        else:
-            at_listed = sp.csr_matrix((self.visible_mean[visible.indices], visible.indices, visible.indptr), shape=visible.shape)
-            listed = np.asarray(at_listed @ self.weights)
-        return weight[:, None].astype(np.float32) * (self._mean_input - listed)
+        weight = unlisted_weight(np.diff(visible.indptr), self.settings["mean_books"]).astype(np.float32)
+        listed = visible.data - np.repeat(weight, np.diff(visible.indptr)) * self.visible_mean[visible.indices]
+        adjusted = sp.csr_matrix((listed, visible.indices, visible.indptr), shape=visible.shape)
+        activations = rbm.hidden_activations(adjusted, self.weights, self.hidden_bias)
+        return rbm.sigmoid(activations + weight[:, None] * self.mean_input)
+
+    @functools.cached_property
+    def mean_input(self):
+        """visible_mean W: what the fit readers' mean visible vector gives the hidden units."""
+        return self.visible_mean @ self.weights
 
     def visible_means(self, hidden):
         """p(v|h) of rows of ``hiddens``: the scores, (n_users, n_books).
