@@ -99,12 +99,7 @@ def main(argv=None):
     data = interactions.load(args.data)
     if args.k > data.n_books:
         raise InputError(f"--k must be at most the number of books ({data.n_books}), not {args.k}")
-    for name, rows in zip(("fit", "tuning", "test"), evaluation.user_sets(data)):
-        if len(rows) == 0:
-            raise InputError(
-                f"{args.data}: no {name} users among its {data.n_users}; evaluation needs all three sets "
-                "(run preprocess.py on more users, with --valid-fraction above 0)"
-            )
+    evaluation.user_sets(data, require=args.data)
     check_writable(args.out, args.gaps, args.plot)  # not after minutes of evaluation
     models = rbm_models(args.model)
     for trained in models.values():
@@ -122,8 +117,8 @@ def main(argv=None):
     write_csv(args.gaps, gaps, ["model", "reference", "difference", "low", "high", "readers"])
     what = "hidden 20% of their ratings" if args.shown is None else f"{args.shown} of their books shown, the rest hidden"
     plot_comparison(rows, list(METRICS), args.plot, f"Test readers, top {args.k}: {what}")
-    shown = ", ".join(paths.shown(os.path.abspath(p)) for p in (args.out, args.gaps, args.plot))
-    print(f"wrote {shown}")
+    written = ", ".join(paths.shown(os.path.abspath(p)) for p in (args.out, args.gaps, args.plot))
+    print(f"wrote {written}")
 
 
 if __name__ == "__main__":

@@ -54,9 +54,7 @@ def run(args, log=print):
     shares = shares_of(args.shares)
     names = comparison.baseline_names(args.baselines)
     data = interactions.load(args.data)
-    fit_rows, tuning_rows, test_rows = evaluation.user_sets(data)
-    if not (len(fit_rows) and len(tuning_rows) and len(test_rows)):
-        raise InputError(f"{args.data}: needs fit, tuning and test users")
+    fit_rows, tuning_rows, test_rows = evaluation.user_sets(data, require=args.data)
     tuning = evaluation.tuning_holdout(data, tuning_rows)
     test = evaluation.hold_out(data.ratings[test_rows], seed=0)
     overrides = {name: getattr(args, name) for name in ("hidden", "epochs") if getattr(args, name)}

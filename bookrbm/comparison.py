@@ -62,9 +62,9 @@ def compare(data, rbm_models, k=10, seed=0, names=tuple(GRIDS), grids=GRIDS, pro
         rows.append({"model": name, "settings": settings, "tuning_ndcg": tuned, **tested})
     for name, model in rbm_models.items():
         tuned = evaluation.evaluate(model, tuning, k)["ndcg"]
-        shown = {key: model.settings[key] for key in ("hidden", "input", "learning_rate", "best_epoch") if key in model.settings}
+        described = {key: model.settings[key] for key in ("hidden", "input", "learning_rate", "best_epoch") if key in model.settings}
         tested = evaluation.evaluate(model, test, k, by_user=True)
-        rows.append({"model": name, "settings": shown, "tuning_ndcg": tuned, **tested})
+        rows.append({"model": name, "settings": described, "tuning_ndcg": tuned, **tested})
     return rows
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
+from .errors import InputError
 from .interactions import split_size
 from .recommend import top_n
 
@@ -23,14 +24,24 @@ TUNING_FRACTION = 0.1
 TUNING_SEED = 20180101  # fixed, so every model is tuned on the same readers
 
 
-def user_sets(data, tuning_fraction=TUNING_FRACTION):
-    """(fit_rows, tuning_rows, test_rows): disjoint row indices of ``data``'s users."""
+def user_sets(data, tuning_fraction=TUNING_FRACTION, require=None):
+    """(fit_rows, tuning_rows, test_rows): disjoint row indices of ``data``'s users.
+
+    require : the data's file name, for an evaluation that needs all three sets: an empty
+        one is then an InputError naming it."""
     train_rows = data.train_rows
     rng = np.random.default_rng(TUNING_SEED)
     n_tuning = split_size(len(train_rows), tuning_fraction)
     tuning = np.sort(rng.choice(train_rows, size=n_tuning, replace=False))
     fit = np.setdiff1d(train_rows, tuning)
-    return fit, tuning, data.valid_rows
+    sets = fit, tuning, data.valid_rows
+    for name, rows in zip(("fit", "tuning", "test"), sets if require is not None else ()):
+        if len(rows) == 0:
+            raise InputError(
+                f"{require}: no {name} users among its {data.n_users}; evaluation needs all three sets "
+                "(run preprocess.py on more users, with --valid-fraction above 0)"
+            )
+    return sets
 
 
 def tuning_holdout(data, tuning_rows):
