@@ -119,25 +119,11 @@ def _discounts(k):
     return 1.0 / np.log2(np.arange(2, k + 2))
 
 
-def _hits(ranked, hidden):
-    """(ratings of the ranked books, 0 where not hidden; hidden books per user)."""
-    hidden = sp.csr_matrix(hidden)
-    ratings = np.rint(np.asarray(hidden[np.arange(ranked.shape[0])[:, None], ranked].todense()) * 5)
-    return ratings, np.diff(hidden.indptr)
-
-
 def _ndcg(gains, n_true, k):
     """NDCG of each user with at least one relevant book, in user order."""
     discounts = _discounts(k)
     ideal = np.array([discounts[: min(n, k)].sum() for n in n_true])
     return (gains * discounts).sum(axis=1)[n_true > 0] / ideal[n_true > 0]
-
-
-def user_ndcg(ranked, hidden):
-    """NDCG of each user of ``ranked`` (n_users, k) who has a hidden book, in user order:
-    the values whose mean is ``ranking_metrics``' ``ndcg``."""
-    ratings, n_relevant = _hits(ranked, hidden)
-    return _ndcg(ratings > 0, n_relevant, ranked.shape[1])
 
 
 def paired_gap(first, second, seed=0, resamples=2000, level=0.95):
@@ -163,11 +149,13 @@ def ranking_metrics(ranked, hidden, n_books, by_user=False):
 
     Every hidden book is relevant, except for ``ndcg_liked``, where only hidden ratings of
     at least 4 are (users with none are left out of that mean). Means are over users. With
-    ``by_user``, also ``ndcg_by_user``: the list that ``ndcg`` is the mean of (``user_ndcg``).
+    ``by_user``, also ``ndcg_by_user``: each user's NDCG (of those with a hidden book, in
+    user order), the list that ``ndcg`` is the mean of.
     """
     k = ranked.shape[1]
     hidden = sp.csr_matrix(hidden)
-    ratings, n_relevant = _hits(ranked, hidden)
+    ratings = np.rint(np.asarray(hidden[np.arange(ranked.shape[0])[:, None], ranked].todense()) * 5)
+    n_relevant = np.diff(hidden.indptr)
     hits = ratings > 0
     liked = hidden.copy()
     liked.data = (np.rint(liked.data * 5) >= LIKED).astype(np.float64)
@@ -196,7 +184,7 @@ def evaluate(recommender, holdout, k=10, batch_size=512, by_user=False):
     """Metrics at ``k`` of ``recommender.scores(shown)`` on ``holdout``.
 
     The recommender is handed ``holdout.shown`` and nothing else. With ``by_user``, the
-    result also holds ``ndcg_by_user``, a list of each user's NDCG (``user_ndcg``).
+    result also holds ``ndcg_by_user``, a list of each user's NDCG (``ranking_metrics``).
     """
     ranked = []
     for start in range(0, holdout.n_users, batch_size):
