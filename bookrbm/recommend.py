@@ -69,11 +69,21 @@ def candidates(data, reader, source):
         if reader.user_id is not None and data.to_read.nnz:
             readers = np.flatnonzero(np.diff(data.to_read.indptr) > 0)
             hint = f" (users with to-read lists: {', '.join(str(u) for u in data.user_ids[readers[:5]])})"
-        raise InputError(
-            f"{reader.name} has no unread books on their to-read list; use --from all "
-            f"to rank every book they have not read{hint}"
-        )
+        raise EmptyToRead(reader.name, hint)
     return wanted
+
+
+class EmptyToRead(InputError):
+    """The to-read list was asked for and holds no unread book. The message names the way to
+    ask for every book instead, ``--from all`` unless a caller words it for its own users
+    (``worded``)."""
+
+    def __init__(self, name, hint=""):
+        self.name, self.hint = name, hint
+        super().__init__(self.worded("--from all"))
+
+    def worded(self, rank_all):
+        return f"{self.name} has no unread books on their to-read list; use {rank_all} to rank every book they have not read{self.hint}"
 
 
 def default_source(reader):

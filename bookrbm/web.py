@@ -133,9 +133,10 @@ class Service:
     def recommend(self, who, top=10, source=None):
         try:
             found = recommender.recommend(self.model, self.data, who, n=top, source=source)
+        except recommender.EmptyToRead as error:
+            raise ClientError(422, error.worded('"from": "all"')) from None  # the API's field, not the CLI's flag
         except InputError as error:
-            # the message is written for the command line; name the API's field instead
-            raise ClientError(422, str(error).replace("use --from all", 'use "from": "all"')) from None
+            raise ClientError(422, str(error)) from None
         names, shares = recommender.genre_profile(found, self.data)
         return {
             "from": found.source,
