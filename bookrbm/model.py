@@ -100,7 +100,7 @@ class Model:
         return self.visible_mean @ self.weights
 
     def visible_means(self, hidden):
-        """p(v|h) of rows of ``hiddens``: the scores, (n_users, n_books).
+        """p(v|h) of rows of top-down hidden values (as ``fold_in`` makes them): the scores, (n_users, n_books).
 
         h Wᵀ against a row-major copy of Wᵀ (made once) is a third faster for few rows than
         through the transposed view."""
