@@ -4,6 +4,7 @@ import dataclasses
 import os
 
 import numpy as np
+import scipy.sparse as sp
 from tqdm import tqdm
 
 from . import evaluation, rbm
@@ -39,7 +40,7 @@ def check_settings(settings):
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise InputError(f"unknown setting {', '.join(sorted(unknown))}")
-    for name in ("hidden", "epochs", "batch_size", "cd_steps"):
+    for name in ("hidden", "epochs", "batch_size", "cd_steps", "short_list_books"):
         if settings[name] < 1:
             raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {settings[name]}")
     if not settings["learning_rate"] > 0:
@@ -50,6 +51,8 @@ def check_settings(settings):
         raise InputError(f"--average must be at least 0 and below 1, not {settings['average']}")
     if not 0 < settings["hidden_keep"] <= 1:
         raise InputError(f"--hidden-keep must be above 0 and at most 1, not {settings['hidden_keep']}")
+    if not 0 <= settings["short_lists"] <= 1:
+        raise InputError(f"--short-lists must be from 0 to 1, not {settings['short_lists']}")
     for name in ("weight_decay", "eval_every", "patience"):
         if settings[name] < 0:
             raise InputError(f"--{name.replace('_', '-')} must not be negative, not {settings[name]}")
@@ -98,16 +101,46 @@ def build_graph(fit, settings, seed):
     return net, rng
 
 
-def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="epoch"):
+def shorten_lists(batch, share, most, rng):
+    """``batch`` (CSR) with a random ``share`` of its rows cut to 1..``most`` of their books
+    (how many drawn uniformly, which ones at random); the other rows as they are.
+
+    The fit readers' lists are complete, but a reader of the web page lists a few books out
+    of many; cut rows teach the RBM what a short list says about the rest (README, "Readers
+    who list only a few books")."""
+    if not share:
+        return batch
+    lengths = np.diff(batch.indptr)
+    keep_count = rng.integers(1, most + 1, size=batch.shape[0])
+    shorten = (rng.random(batch.shape[0]) < share) & (lengths > keep_count)
+    rows = np.repeat(np.arange(batch.shape[0]), lengths)
+    # the entries of the rows to shorten, grouped by row in a random order within each
+    # (sorting row + a uniform draw); the first keep_count of each group stay
+    entries = np.flatnonzero(shorten[rows])
+    order = entries[np.argsort(rows[entries] + rng.random(len(entries)), kind="stable")]
+    starts = np.cumsum(lengths[shorten]) - lengths[shorten]
+    place = np.arange(len(order)) - np.repeat(starts, lengths[shorten])
+    kept = np.ones(batch.nnz, bool)
+    kept[order[place >= keep_count[rows[order]]]] = False
+    new_lengths = np.where(shorten, keep_count, lengths)
+    return sp.csr_matrix(
+        (batch.data[kept], batch.indices[kept], np.concatenate([[0], np.cumsum(new_lengths)])), shape=batch.shape
+    )
+
+
+def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="epoch", short_lists=0.0, short_list_books=20):
     """One pass of CD updates over the rows of ``fit`` (CSR) in a random order; returns the
-    reconstruction error of each batch."""
+    reconstruction error of each batch.
+
+    short_lists, short_list_books : the share of each batch's rows to cut and the most books
+        a cut row keeps (``shorten_lists``); 0 trains on the lists as they are."""
     # one permuted copy per epoch, so that each batch is a cheap contiguous slice
     shuffled = fit[rng.permutation(fit.shape[0])]
     batches = _batches(shuffled.shape[0], batch_size)[:max_batches]
     errors = []
     with tqdm(batches, desc=desc, leave=False, disable=None if progress else True) as bar:
         for batch in bar:
-            errors.append(net.train_batch(shuffled[batch]))
+            errors.append(net.train_batch(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)))
             bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
     return errors
 
@@ -194,7 +227,10 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, fit_rows=Non
     epochs = settings["epochs"]
     try:
         for epoch in range(1, epochs + 1):
-            errors = run_epoch(net, fit, rng, settings["batch_size"], max_batches, progress, f"epoch {epoch}/{epochs}")
+            errors = run_epoch(
+                net, fit, rng, settings["batch_size"], max_batches, progress, f"epoch {epoch}/{epochs}",
+                settings["short_lists"], settings["short_list_books"],
+            )
             params = net.params()
             if settings["average"]:
                 averaged = running_average(averaged, params, settings["average"])
