@@ -44,9 +44,10 @@ def user_sets(data, tuning_fraction=TUNING_FRACTION, require=None):
     return sets
 
 
-def tuning_holdout(data, tuning_rows):
-    """The tuning users' hold-out: the same hidden 20% for every model and every epoch."""
-    return hold_out(data.ratings[tuning_rows], seed=TUNING_SEED)
+def tuning_holdout(data, tuning_rows, shown=None):
+    """The tuning users' hold-out: the same hidden 20% for every model and every epoch (or,
+    with ``shown``, the same ``shown`` books of each, as ``hold_out``)."""
+    return hold_out(data.ratings[tuning_rows], seed=TUNING_SEED, shown=shown)
 
 
 @dataclasses.dataclass

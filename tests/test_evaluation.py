@@ -91,6 +91,17 @@ def test_hold_out_can_show_only_a_few_books(sample):
     assert (few.shown != evaluation.hold_out(ratings, seed=3, shown=3).shown).nnz == 0
 
 
+def test_tuning_holdout_can_show_a_few_books_of_the_tuning_readers_only(sample):
+    _, tuning_rows, _ = evaluation.user_sets(sample)
+    few = evaluation.tuning_holdout(sample, tuning_rows, shown=5)
+    usual = evaluation.tuning_holdout(sample, tuning_rows)
+    ratings = sample.ratings[tuning_rows]
+    assert (few.shown + few.hidden != ratings).nnz == 0 and (usual.shown + usual.hidden != ratings).nnz == 0
+    counts = np.diff(ratings.indptr)
+    assert np.array_equal(np.diff(few.shown.indptr), np.clip(5, 1, counts - 1))
+    assert (usual.shown != evaluation.tuning_holdout(sample, tuning_rows).shown).nnz == 0
+
+
 class InputEcho:
     """A 'model' that scores each book by its value in the input it was handed, and keeps that input."""
 
