@@ -87,3 +87,11 @@ def test_data_size_rejects_bad_shares(sample_file):
                           cwd=paths.ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "--shares must be above 0 and at most 1" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("only", ["-1", "999"])
+def test_tune_rbm_rejects_a_setting_it_does_not_have(sample_file, only):
+    done = subprocess.run([sys.executable, "bench/tune_rbm.py", "--data", str(sample_file), "--only", only],
+                          cwd=paths.ROOT, capture_output=True, text=True, check=False)
+    assert done.returncode == 2 and "--only must be from 0 to " in done.stderr and only in done.stderr
+    assert "Traceback" not in done.stderr
