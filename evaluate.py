@@ -62,10 +62,11 @@ def rbm_models(specs):
 
 
 def format_table(rows, k):
-    header = f"{'model':<12} {'tuning':>7} " + " ".join(f"{m:>10}" for m in METRICS)
+    width = max([12] + [len(row["model"]) for row in rows])  # model names given by --model can be long
+    header = f"{'model':<{width}} {'tuning':>7} " + " ".join(f"{m:>10}" for m in METRICS)
     lines = [f"metrics @{k} on test readers (tuning = NDCG@{k} on the tuning readers)", header]
     for row in rows:
-        lines.append(f"{row['model']:<12} {row['tuning_ndcg']:7.4f} " + " ".join(f"{row[m]:10.4f}" for m in METRICS))
+        lines.append(f"{row['model']:<{width}} {row['tuning_ndcg']:7.4f} " + " ".join(f"{row[m]:10.4f}" for m in METRICS))
     return "\n".join(lines)
 
 
@@ -75,8 +76,9 @@ def format_gaps(gaps, k):
     first = gaps[0]
     lines = [f"NDCG@{k} of {first['reference']} minus each model's, on the same {first['readers']} test readers "
              "(95% paired bootstrap interval):"]
+    width = max([12] + [len(gap["model"]) for gap in gaps])
     for gap in gaps:
-        lines.append(f"  {gap['model']:<12} {gap['difference']:+.4f}  [{gap['low']:+.4f}, {gap['high']:+.4f}]")
+        lines.append(f"  {gap['model']:<{width}} {gap['difference']:+.4f}  [{gap['low']:+.4f}, {gap['high']:+.4f}]")
     return "\n".join(lines)
 
 

@@ -270,3 +270,13 @@ def test_cli_shown_scores_readers_who_list_a_few_books_and_names_its_outputs(sam
     with pytest.raises(SystemExit) as exit_info:
         evaluate_cli.main(["--data", str(sample_file), "--model", f"tiny={quick_model_file}", "--shown", "0"])
     assert exit_info.value.code == 2 and "--shown must be at least 1, not 0" in capsys.readouterr().err
+
+
+def test_printed_tables_keep_their_columns_with_long_model_names():
+    metrics = {m: 0.5 for m in evaluate_cli.METRICS}
+    rows = [{"model": "rbm", "tuning_ndcg": 0.4, **metrics}, {"model": "complete-lists-model", "tuning_ndcg": 0.3, **metrics}]
+    lines = evaluate_cli.format_table(rows, 10).splitlines()[1:]
+    assert len({line.index("tuning") if "tuning" in line else line.index("0.") for line in lines}) == 1
+    gaps = [{"model": m, "reference": "rbm", "readers": 9, "difference": 0.1, "low": 0.0, "high": 0.2}
+            for m in ("ease", "complete-lists-model")]
+    assert len({line.index("+0.1000") for line in evaluate_cli.format_gaps(gaps, 10).splitlines()[1:]}) == 1
