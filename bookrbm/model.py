@@ -18,17 +18,19 @@ OPTIONAL_ARRAYS = ("visible_mean",)  # models from before it was kept have none
 
 def unlisted_weight(n_listed, mean_books):
     """How much of its mean input each book a reader did not list gives the hidden units:
-    min(0.5, 0.66 / √n) × (1 - n / mean_books) for a reader who listed n books, 0 from
-    ``mean_books`` (the fit readers' mean) on.
+    0.5 for a reader who listed one book, min(0.25, 0.66 / √n) for one who listed n ≥ 2, times
+    (1 - n / mean_books), so nothing from ``mean_books`` (the fit readers' mean) on.
 
-    The RBM learned from complete reading lists, where a book not listed is a book not read;
-    a reader who rates three books has read many more, and read as "these three and nothing
-    else" they look like the fit readers who read almost nothing of the catalogue (readers
-    of Arabic books, mostly), whose books it then recommends. Chosen on the tuning readers,
-    each shown n of their books (README, "Readers who list only a few books").
+    The RBM learned mostly from complete reading lists, where a book not listed is a book
+    not read; a reader who rates three books has read many more, and read as "these three
+    and nothing else" they look like the fit readers who read almost nothing of the
+    catalogue (readers of Arabic books, mostly), whose books it then recommends. Chosen on
+    the tuning readers, each shown n of their books, with the default RBM trained on short
+    lists (README, "Readers who list only a few books").
     """
     n_listed = np.maximum(np.asarray(n_listed, dtype=np.float64), 1.0)
-    return np.minimum(0.5, 0.66 / np.sqrt(n_listed)) * np.clip(1.0 - n_listed / mean_books, 0.0, 1.0)
+    share = np.where(n_listed < 2, 0.5, np.minimum(0.25, 0.66 / np.sqrt(n_listed)))
+    return share * np.clip(1.0 - n_listed / mean_books, 0.0, 1.0)
 
 
 @dataclasses.dataclass

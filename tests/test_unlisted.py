@@ -16,7 +16,8 @@ from bookrbm.recommend import recommend
 def test_unlisted_weight_falls_with_the_books_listed_and_ends_at_the_mean():
     weights = unlisted_weight(np.arange(0, 120), mean_books=100.0)
     assert weights[0] == weights[1] == pytest.approx(0.5 * 0.99)  # no book listed counts as one
-    assert weights[4] == pytest.approx(0.33 * 0.96)
+    assert weights[4] == pytest.approx(0.25 * 0.96)  # 2 to 6 books: at most a quarter
+    assert weights[9] == pytest.approx(0.22 * 0.91)  # then 0.66 / √n
     assert np.all(np.diff(weights[1:100]) < 0) and np.all(weights[100:] == 0)
 
 
