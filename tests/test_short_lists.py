@@ -66,7 +66,7 @@ def test_bad_short_list_settings_are_refused(sample, setting, value):
 
 def test_training_on_short_lists_changes_the_model_and_keeps_its_settings(sample):
     quick = dict(hidden=8, epochs=1, max_batches=2, seed=5, progress=False, log=lambda m: None, eval_every=0, patience=0)
-    whole = train.train(sample, **quick)
+    whole = train.train(sample, short_lists=0.0, **quick)
     short = train.train(sample, short_lists=0.5, short_list_books=3, **quick)
     assert not np.allclose(whole.weights, short.weights)
     assert short.settings["short_lists"] == 0.5 and short.settings["short_list_books"] == 3

@@ -102,6 +102,8 @@ def test_presets_and_flags(small_file, tmp_path):
     (["--momentum", "1.0"], "--momentum must be at least 0 and below 1"),
     (["--patience", "3", "--eval-every", "0"], "--patience needs --eval-every"),
     (["--cd-steps", "0"], "--cd-steps must be at least 1"),
+    (["--short-lists", "1.5"], "--short-lists must be from 0 to 1, not 1.5"),
+    (["--short-list-books", "0"], "--short-list-books must be at least 1"),
 ])
 def test_bad_training_settings(small_file, tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:
