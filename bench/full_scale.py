@@ -164,7 +164,8 @@ def measure_train(args):
     train.epoch_figures(net, fit, valid, params, args.batch_size)
     metrics = time.perf_counter() - start
     net.close()
-    model.save(os.path.join(args.folder, "model.npz"), model.Model(*params, data.book_ids, settings))
+    # the model as train_rbm.py saves it, so that the recommend timings take the product's path
+    model.save(os.path.join(args.folder, "model.npz"), train.as_model(params, data, settings, args.seed, train.fit_statistics(fit)))
     return {"epoch_seconds": seconds, "metrics_seconds": metrics, "fit_users": int(fit.shape[0]), "books": int(data.n_books)}
 
 

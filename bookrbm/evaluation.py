@@ -35,8 +35,8 @@ def user_sets(data, tuning_fraction=TUNING_FRACTION, require=None):
     tuning = np.sort(rng.choice(train_rows, size=n_tuning, replace=False))
     fit = np.setdiff1d(train_rows, tuning)
     sets = fit, tuning, data.valid_rows
-    for name, rows in zip(("fit", "tuning", "test"), sets if require is not None else ()):
-        if len(rows) == 0:
+    for name, rows in zip(("fit", "tuning", "test"), sets):
+        if require is not None and len(rows) == 0:
             raise InputError(
                 f"{require}: no {name} users among its {data.n_users}; evaluation needs all three sets "
                 "(run preprocess.py on more users, with --valid-fraction above 0)"

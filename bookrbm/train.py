@@ -113,13 +113,15 @@ def shorten_lists(batch, share, most, rng):
     lengths = np.diff(batch.indptr)
     keep_count = rng.integers(1, most + 1, size=batch.shape[0])
     shorten = (rng.random(batch.shape[0]) < share) & (lengths > keep_count)
+    if not shorten.any():
+        return batch
     rows = np.repeat(np.arange(batch.shape[0]), lengths)
     # the entries of the rows to shorten, grouped by row in a random order within each
     # (sorting row + a uniform draw); the first keep_count of each group stay
     entries = np.flatnonzero(shorten[rows])
     order = entries[np.argsort(rows[entries] + rng.random(len(entries)), kind="stable")]
-    starts = np.cumsum(lengths[shorten]) - lengths[shorten]
-    place = np.arange(len(order)) - np.repeat(starts, lengths[shorten])
+    cut_lengths = lengths[shorten]
+    place = np.arange(len(order)) - np.repeat(np.cumsum(cut_lengths) - cut_lengths, cut_lengths)
     kept = np.ones(batch.nnz, bool)
     kept[order[place >= keep_count[rows[order]]]] = False
     new_lengths = np.where(shorten, keep_count, lengths)
@@ -158,6 +160,19 @@ def epoch_figures(net, fit, valid, params, batch_size):
         float(rbm.mean_free_energy(valid, *params)),
         float(np.mean(errors)) if errors else float("nan"),
     )
+
+
+def fit_statistics(fit):
+    """(visible_mean, mean_books) of the fit readers' visible vectors: what a book a reader
+    does not list is worth on average, and how many books a fit reader lists
+    (``Model.hidden_probabilities``)."""
+    return np.asarray(fit.mean(axis=0), dtype=np.float32).ravel(), fit.nnz / fit.shape[0]
+
+
+def as_model(params, data, settings, seed, statistics):
+    """The ``Model`` of trained ``params``, as the product uses it: with ``fit_statistics``."""
+    visible_mean, mean_books = statistics
+    return Model(*params, data.book_ids, dict(settings, seed=seed, mean_books=mean_books), visible_mean=visible_mean)
 
 
 @dataclasses.dataclass
@@ -216,12 +231,10 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, fit_rows=Non
 
     net, rng = build_graph(fit, settings, seed)
 
-    # what a book a reader does not list is worth, on average (Model.hidden_probabilities)
-    visible_mean = np.asarray(fit.mean(axis=0), dtype=np.float32).ravel()
-    mean_books = fit.nnz / fit.shape[0]
+    statistics = fit_statistics(fit)
 
     def snapshot(params):
-        return Model(*params, data.book_ids, dict(settings, seed=seed, mean_books=mean_books), visible_mean=visible_mean)
+        return as_model(params, data, settings, seed, statistics)
 
     history, best, averaged = [], BestSoFar(), None
     epochs = settings["epochs"]

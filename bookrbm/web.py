@@ -202,10 +202,9 @@ def _first_error(errors):
     if error.get("type") == "json_invalid":  # its "loc" is a character position, not a field
         position = error.get("loc", ("body", "?"))[-1]
         return f"the body is not valid JSON (at character {position}: {error.get('ctx', {}).get('error', 'invalid')})"
-    where = ""
-    for part in error.get("loc", ()):
-        if part != "body":  # ratings[0].book_id, as the messages of _columns name items
-            where += f"[{part}]" if isinstance(part, int) else f".{part}" if where else str(part)
+    # ratings[0].book_id, as the messages of _columns name items
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.get("loc", ()) if part != "body")
+    where = where.lstrip(".")
     return f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", "invalid request")
 
 
