@@ -58,6 +58,11 @@ def parse_args(argv):
         action=argparse.BooleanOptionalAction,
         help=f"sample binary reconstructions instead of using probabilities (default: {DEFAULTS['sample_visible']})",
     )
+    parser.add_argument(
+        "--series-units",
+        action=argparse.BooleanOptionalAction,
+        help=f"one more hidden unit per book series, linked to that series' books only (default: {DEFAULTS['series_units']})",
+    )
     parser.add_argument("--seed", type=seed_option, default=0, help="seed for the initial weights, batch order and samples (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)

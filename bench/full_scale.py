@@ -151,7 +151,8 @@ def measure_train(args):
     data = interactions.load(os.path.join(args.folder, "processed.npz"))
     settings = {**DEFAULTS, "hidden": args.hidden, "batch_size": args.batch_size}
     fit, valid, _ = train.trainer_users(data, settings["input"])
-    net, rng = train.build_graph(fit, settings, args.seed)
+    series_of_books = train.book_series(data, settings)  # the default's series units, as the trainer has them
+    net, rng = train.build_graph(fit, settings, args.seed, series_of_books)
     seconds = []
     for _ in range(args.epochs):
         start = time.perf_counter()
@@ -161,11 +162,13 @@ def measure_train(args):
         seconds.append(time.perf_counter() - start)
     start = time.perf_counter()
     params = net.params()
-    train.epoch_figures(net, fit, valid, params, args.batch_size)
+    train.epoch_figures(net, fit, valid, params, args.batch_size, series_of_books)
     metrics = time.perf_counter() - start
     net.close()
     # the model as train_rbm.py saves it, so that the recommend timings take the product's path
-    model.save(os.path.join(args.folder, "model.npz"), train.as_model(params, data, settings, args.seed, train.fit_statistics(fit)))
+    model.save(os.path.join(args.folder, "model.npz"), train.as_model(
+        params, data, settings, args.seed, train.fit_statistics(fit), series_of_books
+    ))
     return {"epoch_seconds": seconds, "metrics_seconds": metrics, "fit_users": int(fit.shape[0]), "books": int(data.n_books)}
 
 

@@ -4,7 +4,8 @@ A book's score is sigmoid(b_i + keep · Σ_j W_ij h_j) with h = sigmoid(v W + c 
 the reader did not list, see ``Model.hidden_probabilities``). How much
 read book k raises book i's activation is, to first order, v_k times the derivative
 keep · Σ_j W_ij h_j (1 - h_j) W_kj: two books push each other up when their rows of the
-weight matrix agree on the hidden units this reader switches on.
+weight matrix agree on the hidden units this reader switches on. Two books of one series
+also push each other through their series unit g: u_i g (1 - g) u_k (``bookrbm.series``).
 """
 import numpy as np
 
@@ -20,7 +21,15 @@ def contributions(model, visible, recommended, read, hidden=None):
         hidden = model.hidden_probabilities(visible)[0]
     slope = model.settings.get("hidden_keep", 1.0) * hidden * (1.0 - hidden)  # (n_hidden,)
     v = visible.toarray()[0, read]
-    return (weights[recommended] * slope) @ weights[read].T * v
+    push = (weights[recommended] * slope) @ weights[read].T
+    if model.series is not None:
+        series_slope = model.series_probabilities(visible)[0]
+        series_slope = series_slope * (1.0 - series_slope)
+        recommended_series, read_series = model.series[recommended], model.series[read]
+        same = (recommended_series[:, None] == read_series[None, :]) & (read_series[None, :] >= 0)
+        by_series = model.series_weights[recommended][:, None] * model.series_weights[read][None, :]
+        push = push + np.where(same, by_series * series_slope[np.maximum(read_series, 0)][None, :], 0.0)
+    return push * v
 
 
 def because(model, visible, recommended, read, top=3, hidden=None):

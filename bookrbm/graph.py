@@ -62,7 +62,14 @@ class RBMGraph:
     Updates: velocity = momentum · velocity + learning_rate · (gradient - weight_decay · W),
     then parameters += velocity (weight decay applies to the weights only).
 
-    Shapes: a batch (batch, n_visible), dense or CSR; weights (n_visible, n_hidden).
+    Series units (``bookrbm.series``), when ``series`` is given: one more binary hidden unit
+    per series, whose weights reach only that series' books; sampled and updated like the
+    others by the same step (their step ``series_step`` times larger, and no weight decay:
+    there are only n_visible of them), never dropped out.
+
+    Shapes: a batch (batch, n_visible), dense or CSR; weights (n_visible, n_hidden); series
+    (n_visible,) int, -1 for a book in no series; series_weights (n_visible,); series_bias
+    (n_series,).
     """
 
     def __init__(
@@ -78,6 +85,10 @@ class RBMGraph:
         sample_visible=False,
         hidden_keep=1.0,
         binary_input=False,
+        series=None,
+        series_weights=None,
+        series_bias=None,
+        series_step=1.0,
     ):
         n_visible, n_hidden = weights.shape
         self.n_visible = n_visible
@@ -99,6 +110,16 @@ class RBMGraph:
             self.hidden_bias = tf1.Variable(np.asarray(hidden_bias, np.float32), name="hidden_bias")
             params = [self.weights, self.visible_bias, self.hidden_bias]
             batch = self.batch_size
+            self.n_series = 0 if series is None else len(series_bias)
+            if self.n_series:
+                # a book in no series points at a last, always-off unit, so that gathers need no mask
+                self.series_index = tf.constant(np.where(series >= 0, series, self.n_series).astype(np.int32))
+                self.series_weights = tf1.Variable(np.asarray(series_weights, np.float32), name="series_weights")
+                self.series_bias = tf1.Variable(np.asarray(series_bias, np.float32), name="series_bias")
+                params += [self.series_weights, self.series_bias]
+                self.series_noise = tf1.placeholder_with_default(
+                    tf.random.uniform([batch, self.n_series], seed=seed + 3), [None, self.n_series], name="series_noise"
+                )
             # Fed only by tests, to compare one step with a NumPy reference on fixed draws.
             self.hidden_noise = tf1.placeholder_with_default(
                 tf.random.uniform([batch, n_hidden], seed=seed), [None, n_hidden], name="hidden_noise"
@@ -109,9 +130,12 @@ class RBMGraph:
                 keep = tf.cast(tf.random.uniform([batch, n_hidden], seed=seed + 7) < hidden_keep, tf.float32)
                 h0_mean = h0_mean * keep
             h_mean, noise = h0_mean, self.hidden_noise
+            g0_mean = g_mean = self._mean_series_of_batch() if self.n_series else None
+            series_noise = self.series_noise if self.n_series else None
             for step in range(cd_steps):
                 h_sample = tf.cast(noise < h_mean, tf.float32)
-                v_model = self._mean_visibles(h_sample)
+                g_sample = tf.cast(series_noise < g_mean, tf.float32) if self.n_series else None
+                v_model = self._mean_visibles(h_sample, g_sample)
                 if step == 0:
                     v1 = v_model  # the error is that of the first reconstruction, whatever k is
                 if sample_visible:
@@ -120,6 +144,9 @@ class RBMGraph:
                 if hidden_keep < 1.0:
                     h_mean = h_mean * keep
                 noise = tf.random.uniform([batch, n_hidden], seed=seed + 1000 + step)
+                if self.n_series:
+                    g_mean = self._mean_series(v_model)
+                    series_noise = tf.random.uniform([batch, self.n_series], seed=seed + 2000 + step)
 
             size = tf.cast(batch, tf.float32)
             data_visible = tf.math.unsorted_segment_sum(self.values, self.columns, n_visible)  # Σ over the batch of v0
@@ -130,6 +157,17 @@ class RBMGraph:
                 (data_visible - tf.reduce_sum(v_model, axis=0)) / size,
                 tf.reduce_mean(h0_mean - h_mean, axis=0),
             ]
+            if self.n_series:
+                # each book's weight to its own series' unit: v_i g_s(i) in the data less the model
+                data_series = tf.gather_nd(
+                    self._padded(g0_mean), tf.stack([self.rows, tf.gather(self.series_index, self.columns)], axis=1)
+                )
+                data_series = tf.math.unsorted_segment_sum(self.values * data_series, self.columns, n_visible)
+                model_series = tf.reduce_sum(v_model * self._per_book(g_mean), axis=0)
+                gradients += [
+                    series_step * (data_series - model_series) / size,
+                    series_step * tf.reduce_mean(g0_mean - g_mean, axis=0),
+                ]
             # Σ (v0 - v1)² over the dense batch, from the stored entries and Σ v1²:
             # where v0 is 0 the term is v1², so add (v0 - v1)² - v1² at the stored entries only
             at_entries = tf.gather_nd(v1, tf.stack([self.rows, self.columns], axis=1))
@@ -149,9 +187,12 @@ class RBMGraph:
                         step = velocity.assign(momentum * velocity + learning_rate * gradient)
                         updates.append(param.assign_add(step))
             self.train_step = tf.group(*updates, name="cd_update")
-            self.scores = self._mean_visibles(hidden_keep * self._mean_hiddens_of_batch())
+            self.scores = self._mean_visibles(
+                hidden_keep * self._mean_hiddens_of_batch(), self._mean_series_of_batch() if self.n_series else None
+            )
             self.init = tf1.global_variables_initializer()
             # loading other weights (the averaged ones, to measure them) without a new graph
+            self._params = params
             self.loaded = [tf1.placeholder(tf.float32, param.shape) for param in params]
             self.load = tf.group(*[param.assign(value) for param, value in zip(params, self.loaded)])
         self.session = tf1.Session(graph=self.graph)
@@ -176,8 +217,32 @@ class RBMGraph:
     def _mean_hiddens(self, v):
         return tf.sigmoid(tf.matmul(v, self.weights) + self.hidden_bias)
 
-    def _mean_visibles(self, h):
-        return tf.sigmoid(tf.matmul(h, self.weights, transpose_b=True) + self.visible_bias)
+    def _mean_visibles(self, h, g=None):
+        activations = tf.matmul(h, self.weights, transpose_b=True) + self.visible_bias
+        if g is not None:
+            activations += self._per_book(g) * self.series_weights
+        return tf.sigmoid(activations)
+
+    def _mean_series_of_batch(self):
+        """p(g|v) of the series units for the fed batch, from its entries, (batch, n_series)."""
+        width = self.n_series + 1
+        where = self.rows * width + tf.gather(self.series_index, self.columns)
+        totals = tf.math.unsorted_segment_sum(
+            self.values * tf.gather(self.series_weights, self.columns), where, self.batch_size * width
+        )
+        return tf.sigmoid(tf.reshape(totals, [-1, width])[:, :-1] + self.series_bias)
+
+    def _mean_series(self, v):
+        """p(g|v) of the series units for dense rows ``v``, (batch, n_series)."""
+        totals = tf.math.unsorted_segment_sum(tf.transpose(v * self.series_weights), self.series_index, self.n_series + 1)
+        return tf.sigmoid(tf.transpose(totals)[:, :-1] + self.series_bias)
+
+    def _padded(self, g):
+        return tf.pad(g, [[0, 0], [0, 1]])
+
+    def _per_book(self, g):
+        """Each book's own series unit's value, 0 for a book in no series, (batch, n_visible)."""
+        return tf.gather(self._padded(g), self.series_index, axis=1)
 
     def _feed(self, batch):
         """The placeholders' values for a batch (dense array or CSR, (batch, n_visible))."""
@@ -197,11 +262,13 @@ class RBMGraph:
             self.batch_size: batch.shape[0],
         }
 
-    def train_batch(self, batch, hidden_noise=None):
+    def train_batch(self, batch, hidden_noise=None, series_noise=None):
         """One CD-k update on a batch (dense or CSR); returns its reconstruction error."""
         feed = self._feed(batch)
         if hidden_noise is not None:
             feed[self.hidden_noise] = hidden_noise
+        if series_noise is not None:
+            feed[self.series_noise] = series_noise
         _, error = self.session.run([self.train_step, self.error], feed)
         return float(error)
 
@@ -213,13 +280,15 @@ class RBMGraph:
         """Mean-field reconstruction p(v | p(h|v)), (batch, n_visible)."""
         return self.session.run(self.scores, self._feed(batch))
 
-    def set_params(self, weights, visible_bias, hidden_bias):
-        """Make these the graph's parameters (the velocities stay as they are)."""
-        self.session.run(self.load, dict(zip(self.loaded, (weights, visible_bias, hidden_bias))))
+    def set_params(self, *params):
+        """Make these the graph's parameters, in ``params``' order (the velocities stay as they are)."""
+        if len(params) != len(self.loaded):
+            raise ValueError(f"{len(params)} parameters for a graph of {len(self.loaded)}")
+        self.session.run(self.load, dict(zip(self.loaded, params)))
 
     def params(self):
-        """Current (weights, visible_bias, hidden_bias) as NumPy arrays."""
-        return self.session.run([self.weights, self.visible_bias, self.hidden_bias])
+        """Current (weights, visible_bias, hidden_bias[, series_weights, series_bias]) as NumPy arrays."""
+        return self.session.run(self._params)
 
     def close(self):
         self.session.close()

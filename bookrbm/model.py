@@ -4,16 +4,21 @@ Loading needs only NumPy, so recommend.py never imports TensorFlow.
 """
 import dataclasses
 import functools
+import os
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import npzfile, rbm
+from .errors import InputError
 from .interactions import binary
+from .paths import shown
+from .series import matrix as series_matrix
 
 FORMAT = "bookrbm-model-2"
 ARRAYS = ("weights", "visible_bias", "hidden_bias", "book_ids")
-OPTIONAL_ARRAYS = ("visible_mean",)  # models from before it was kept have none
+# models from before these were kept have none; a model without series units has no series_*
+OPTIONAL_ARRAYS = ("visible_mean", "series", "series_weights", "series_bias")
 
 
 def unlisted_weight(n_listed, mean_books):
@@ -43,6 +48,9 @@ class Model:
     history : one dict per epoch (free energies, reconstruction errors).
     visible_mean : the fit readers' mean visible vector (n_books,), or None: what a book a
         reader did not list is worth to the hidden units, scaled by ``unlisted_weight``.
+    series, series_weights, series_bias : the series units (``bookrbm.series``): each book's
+        series or -1 (n_books,), its weight to its series' unit (n_books,), and the units'
+        biases (n_series,); None for a model without them.
     """
 
     weights: np.ndarray
@@ -52,10 +60,21 @@ class Model:
     settings: dict = dataclasses.field(default_factory=dict)
     history: list = dataclasses.field(default_factory=list)
     visible_mean: np.ndarray = None
+    series: np.ndarray = None
+    series_weights: np.ndarray = None
+    series_bias: np.ndarray = None
 
     @property
     def params(self):
+        """(weights, visible_bias, hidden_bias): the ordinary hidden units' parameters."""
         return self.weights, self.visible_bias, self.hidden_bias
+
+    @functools.cached_property
+    def series_units(self):
+        """(sparse series weights (n_books, n_series), series biases), or None (``bookrbm.rbm``)."""
+        if self.series is None:
+            return None
+        return series_matrix(self.series, self.series_weights), self.series_bias
 
     def visible(self, user_items):
         """The visible vectors for rows of rating / 5: as they are, or 1 for every rated book."""
@@ -72,43 +91,65 @@ class Model:
     def fold_in(self, visible):
         """(p(h|v), scores) of rows of visible vectors: the hidden units each reader switches
         on (``hidden_probabilities``) and the reconstruction they give, through hidden units
-        scaled by ``hidden_keep`` for a model trained with dropout; (n_users, n_hidden) and
-        (n_users, n_books)."""
+        scaled by ``hidden_keep`` for a model trained with dropout and the series units;
+        (n_users, n_hidden) and (n_users, n_books)."""
         hidden = self.hidden_probabilities(visible)
         top_down = self.settings.get("hidden_keep", 1.0) * hidden
+        push = 0.0 if self.series is None else rbm.series_push(self.series_probabilities(visible), self.series_units)
         if visible.shape[0] == 1:
-            return hidden, self.visible_means(top_down)
-        return hidden, rbm.mean_visibles(top_down, self.weights, self.visible_bias)
+            return hidden, self.visible_means(top_down, push)
+        return hidden, rbm.mean_visibles(top_down, self.weights, self.visible_bias, push)
 
-    def hidden_probabilities(self, visible):
-        """p(h|v) of rows of visible vectors, the books each reader did not list counted at
-        ``unlisted_weight`` of their mean (see there); (n_users, n_hidden).
+    def _unlisted(self, visible):
+        """(visible vectors with each listed book at its value less weight × its mean, weight
+        per row), or None for a model without the fit readers' mean.
 
         weight × Σ over the unlisted books of mean × W is the mean input of all books less
         weight × that of the listed ones, so the listed books enter once, at their value less
         weight × their mean, in the same product as always."""
         if self.visible_mean is None or "mean_books" not in self.settings:
-            return rbm.mean_hiddens(visible, self.weights, self.hidden_bias)
+            return None
         visible = sp.csr_matrix(visible)
         weight = unlisted_weight(np.diff(visible.indptr), self.settings["mean_books"]).astype(np.float32)
         listed = visible.data - np.repeat(weight, np.diff(visible.indptr)) * self.visible_mean[visible.indices]
-        adjusted = sp.csr_matrix((listed, visible.indices, visible.indptr), shape=visible.shape)
+        return sp.csr_matrix((listed, visible.indices, visible.indptr), shape=visible.shape), weight
+
+    def hidden_probabilities(self, visible):
+        """p(h|v) of rows of visible vectors, the books each reader did not list counted at
+        ``unlisted_weight`` of their mean (see there); (n_users, n_hidden)."""
+        unlisted = self._unlisted(visible)
+        if unlisted is None:
+            return rbm.mean_hiddens(visible, self.weights, self.hidden_bias)
+        adjusted, weight = unlisted
         activations = rbm.hidden_activations(adjusted, self.weights, self.hidden_bias)
         return rbm.sigmoid(activations + weight[:, None] * self.mean_input)
+
+    def series_probabilities(self, visible):
+        """p(g|v) of the series units, the unlisted books counted as for
+        ``hidden_probabilities``; (n_users, n_series), or None without series units."""
+        if self.series is None:
+            return None
+        unlisted = self._unlisted(visible)
+        if unlisted is None:
+            return rbm.sigmoid(rbm.series_activations(visible, self.series_units))
+        adjusted, weight = unlisted
+        mean_input = self.visible_mean @ self.series_units[0]
+        return rbm.sigmoid(rbm.series_activations(adjusted, self.series_units) + weight[:, None] * mean_input)
 
     @functools.cached_property
     def mean_input(self):
         """visible_mean W: what the fit readers' mean visible vector gives the hidden units."""
         return self.visible_mean @ self.weights
 
-    def visible_means(self, hidden):
-        """p(v|h) of rows of top-down hidden values (as ``fold_in`` makes them): the scores, (n_users, n_books).
+    def visible_means(self, hidden, push=0.0):
+        """p(v|h) of rows of top-down hidden values (as ``fold_in`` makes them) and the series
+        units' push: the scores, (n_users, n_books).
 
         h Wᵀ against a row-major copy of Wᵀ (made once) is a third faster for few rows than
         through the transposed view."""
         if getattr(self, "_weights_t", None) is None:
             self._weights_t = np.ascontiguousarray(self.weights.T)
-        return rbm.sigmoid(hidden @ self._weights_t + self.visible_bias)
+        return rbm.sigmoid(hidden @ self._weights_t + self.visible_bias + push)
 
 
 def to_visible(user_items, kind):
@@ -124,4 +165,9 @@ def save(path, model):
 
 def load(path):
     fields = npzfile.read(path, FORMAT, meta=("settings", "history"), hint="; run train_rbm.py first")
+    if "series" in fields:
+        n_books, n_series = len(fields["book_ids"]), len(fields.get("series_bias", ()))
+        found = fields["series"]
+        if len(found) != n_books or len(fields.get("series_weights", ())) != n_books or found.max(initial=-1) >= n_series:
+            raise InputError(f"{shown(os.fspath(path))}: damaged {FORMAT} file (its series units do not fit its {n_books} books)")
     return Model(**fields)

@@ -1,7 +1,9 @@
 """The RBM's maths in NumPy, one function per step; visible input may be dense or scipy sparse.
 
 Shapes: ``weights`` (n_books, n_hidden), ``visible_bias`` (n_books,), ``hidden_bias``
-(n_hidden,); a batch of visible vectors ``v`` is (n_users, n_books).
+(n_hidden,); a batch of visible vectors ``v`` is (n_users, n_books). The series units
+(``bookrbm.series``) are hidden units too, with sparse weights: ``series_units`` is the
+pair (``series.matrix``: (n_books, n_series) CSR, series biases (n_series,)), or None.
 These are the same formulas as the TensorFlow graph in ``bookrbm.graph``; recommend.py
 uses them so that it needs no TensorFlow.
 """
@@ -32,36 +34,54 @@ def mean_hiddens(v, weights, hidden_bias):
     return sigmoid(hidden_activations(v, weights, hidden_bias))
 
 
-def mean_visibles(h, weights, visible_bias):
-    """p(v = 1 | h), (n_users, n_books)."""
-    return sigmoid(h @ weights.T + visible_bias)
+def series_activations(v, series_units):
+    """v @ S + b_s: the series units' input, (n_users, n_series)."""
+    matrix, bias = series_units
+    return _dense(v @ matrix) + bias
 
 
-def reconstruct(v, weights, visible_bias, hidden_bias, hidden_keep=1.0):
+def series_push(g, series_units):
+    """g @ Sᵀ: what the series units' states ``g`` (n_users, n_series) add to each book's
+    input, (n_users, n_books); 0 without series units."""
+    if series_units is None:
+        return 0.0
+    return np.asarray((series_units[0] @ np.asarray(g).T).T)
+
+
+def mean_visibles(h, weights, visible_bias, push=0.0):
+    """p(v = 1 | h), (n_users, n_books); ``push`` is the series units' ``series_push``."""
+    return sigmoid(h @ weights.T + visible_bias + push)
+
+
+def reconstruct(v, weights, visible_bias, hidden_bias, hidden_keep=1.0, series_units=None):
     """Mean-field reconstruction v → p(h|v) → p(v|h): the recommendation score of every book.
 
     hidden_keep : for a model trained with hidden dropout, each hidden unit was present
-        with this probability, so its expected top-down input is scaled by it.
+        with this probability, so its expected top-down input is scaled by it (the series
+        units never drop out).
     """
-    return mean_visibles(hidden_keep * mean_hiddens(v, weights, hidden_bias), weights, visible_bias)
+    push = 0.0 if series_units is None else series_push(sigmoid(series_activations(v, series_units)), series_units)
+    return mean_visibles(hidden_keep * mean_hiddens(v, weights, hidden_bias), weights, visible_bias, push)
 
 
-def free_energy(v, weights, visible_bias, hidden_bias):
-    """F(v) = -v·b_v - Σ_j softplus((v W + b_h)_j), (n_users,).
+def free_energy(v, weights, visible_bias, hidden_bias, series_units=None):
+    """F(v) = -v·b_v - Σ_j softplus((v W + b_h)_j) - Σ_s softplus((v S + b_s)_s), (n_users,).
 
     Lower free energy means the model finds ``v`` more probable.
     """
     visible_term = _dense(v @ visible_bias).ravel()
     hidden_term = np.logaddexp(0.0, hidden_activations(v, weights, hidden_bias)).sum(axis=1)
+    if series_units is not None:
+        hidden_term = hidden_term + np.logaddexp(0.0, series_activations(v, series_units)).sum(axis=1)
     return -visible_term - hidden_term
 
 
-def mean_free_energy(v, weights, visible_bias, hidden_bias, batch_size=8192):
+def mean_free_energy(v, weights, visible_bias, hidden_bias, series_units=None, batch_size=8192):
     """Mean of ``free_energy`` over the rows of ``v``, a batch of rows at a time."""
     n = v.shape[0]
     if n == 0:
         return float("nan")
     total = 0.0
     for start in range(0, n, batch_size):
-        total += free_energy(v[start : start + batch_size], weights, visible_bias, hidden_bias).sum()
+        total += free_energy(v[start : start + batch_size], weights, visible_bias, hidden_bias, series_units).sum()
     return total / n

@@ -20,6 +20,7 @@ WRITEUP = {
     "patience": 0,
     "short_lists": 0.0,
     "short_list_books": 20,
+    "series_units": False,
 }
 
 # Chosen on the tuning users of the bundled sample (README, "How good are the
@@ -27,7 +28,8 @@ WRITEUP = {
 # biases started at the books' read rates, 1024 hidden units trained as a dropout RBM, a
 # smaller step with momentum and a little weight decay, early stopping on the tuning
 # users' NDCG@10, and a fifth of each batch's readers cut to short lists (1 to 20 of their
-# books) so that it also learns what a reader who lists a few books has read.
+# books) so that it also learns what a reader who lists a few books has read; and one more
+# hidden unit per book series (bookrbm/series.py).
 DEFAULT = {
     **WRITEUP,
     "hidden": 1024,
@@ -41,6 +43,7 @@ DEFAULT = {
     "eval_every": 5,
     "patience": 2,
     "short_lists": 0.2,
+    "series_units": True,
 }
 
 PRESETS = {"default": DEFAULT, "writeup": WRITEUP}

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from . import evaluation, rbm
+from . import evaluation, rbm, series
 from .atomic import write_csv
 from .errors import InputError
 from .graph import RBMGraph
@@ -60,6 +60,8 @@ def check_settings(settings):
         raise InputError("--patience needs --eval-every: early stopping watches the tuning NDCG")
     if settings["input"] not in INPUTS:
         raise InputError(f"--input must be one of {', '.join(INPUTS)}, not {settings['input']!r}")
+    if not isinstance(settings["series_units"], bool):
+        raise InputError(f"series_units must be True or False, not {settings['series_units']!r}")
     if settings["visible_bias"] not in VISIBLE_BIASES:
         raise InputError(f"--visible-bias must be one of {', '.join(VISIBLE_BIASES)}, not {settings['visible_bias']!r}")
 
@@ -82,11 +84,27 @@ def trainer_users(data, kind, fit_rows=None):
     return to_visible(data.ratings[fit_rows], kind), to_visible(data.ratings[data.valid_rows], kind), tuning_rows
 
 
-def build_graph(fit, settings, seed):
+def book_series(data, settings):
+    """Each book's series for the series units (``bookrbm.series``), or None when they are
+    off, or the data has no titles to find them in, or no two of its books share a series."""
+    if not settings["series_units"] or data.catalogue is None:
+        return None
+    found = series.series_of(data.catalogue.edition_titles)
+    return found if series.count(found) else None
+
+
+def build_graph(fit, settings, seed, series_of_books=None):
     """The training graph for ``settings`` and the fit users' visible vectors ``fit``, with
-    weights drawn from ``seed``; returns it and the generator that goes on to shuffle the epochs."""
+    weights drawn from ``seed``, and series units for ``series_of_books`` (``book_series``)
+    if given; returns it and the generator that goes on to shuffle the epochs."""
     rng = np.random.default_rng(seed)
     visible_bias = logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
+    series_units = {}
+    if series_of_books is not None:
+        series_weights, series_bias = series.initial_params(series_of_books)
+        series_units = dict(
+            series=series_of_books, series_weights=series_weights, series_bias=series_bias, series_step=series.STEP_FACTOR
+        )
     net = RBMGraph(
         *initial_params(fit.shape[1], settings["hidden"], rng, visible_bias),
         learning_rate=settings["learning_rate"],
@@ -97,6 +115,7 @@ def build_graph(fit, settings, seed):
         sample_visible=settings["sample_visible"],
         hidden_keep=settings["hidden_keep"],
         binary_input=settings["input"] == "binary",
+        **series_units,
     )
     return net, rng
 
@@ -151,13 +170,21 @@ def valid_errors(net, valid, batch_size):
     return [net.batch_error(valid[b]) for b in _batches(valid.shape[0], batch_size)]
 
 
-def epoch_figures(net, fit, valid, params, batch_size):
+def series_units(params, series_of_books):
+    """``rbm``'s series units of the graph's ``params``, or None without them."""
+    if series_of_books is None:
+        return None
+    return series.matrix(series_of_books, params[3]), params[4]
+
+
+def epoch_figures(net, fit, valid, params, batch_size, series_of_books=None):
     """(train free energy, valid free energy, valid reconstruction error) of ``params``; the
     error comes from the graph, so ``params`` must be the ones loaded in ``net``."""
     errors = valid_errors(net, valid, batch_size)
+    units = series_units(params, series_of_books)
     return (
-        float(rbm.mean_free_energy(fit, *params)),
-        float(rbm.mean_free_energy(valid, *params)),
+        float(rbm.mean_free_energy(fit, *params[:3], units)),
+        float(rbm.mean_free_energy(valid, *params[:3], units)),
         float(np.mean(errors)) if errors else float("nan"),
     )
 
@@ -169,10 +196,14 @@ def fit_statistics(fit):
     return np.asarray(fit.mean(axis=0), dtype=np.float32).ravel(), fit.nnz / fit.shape[0]
 
 
-def as_model(params, data, settings, seed, statistics):
-    """The ``Model`` of trained ``params``, as the product uses it: with ``fit_statistics``."""
+def as_model(params, data, settings, seed, statistics, series_of_books=None):
+    """The ``Model`` of trained ``params`` (the graph's), as the product uses it: with
+    ``fit_statistics``, and the series units if it has them."""
     visible_mean, mean_books = statistics
-    return Model(*params, data.book_ids, dict(settings, seed=seed, mean_books=mean_books), visible_mean=visible_mean)
+    model = Model(*params[:3], data.book_ids, dict(settings, seed=seed, mean_books=mean_books), visible_mean=visible_mean)
+    if series_of_books is not None:
+        model.series, model.series_weights, model.series_bias = series_of_books, params[3], params[4]
+    return model
 
 
 @dataclasses.dataclass
@@ -229,12 +260,12 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, fit_rows=Non
         raise InputError("no training users in the processed data")
     tuning = evaluation.tuning_holdout(data, tuning_rows)
 
-    net, rng = build_graph(fit, settings, seed)
-
+    series_of_books = book_series(data, settings)
+    net, rng = build_graph(fit, settings, seed, series_of_books)
     statistics = fit_statistics(fit)
 
     def snapshot(params):
-        return as_model(params, data, settings, seed, statistics)
+        return as_model(params, data, settings, seed, statistics, series_of_books)
 
     history, best, averaged = [], BestSoFar(), None
     epochs = settings["epochs"]
@@ -248,11 +279,15 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, fit_rows=Non
             if settings["average"]:
                 averaged = running_average(averaged, params, settings["average"])
                 net.set_params(*averaged)  # so that the valid error, too, is that of the averaged weights
-                train_energy, valid_energy, valid_error = epoch_figures(net, fit, valid, averaged, settings["batch_size"])
+                train_energy, valid_energy, valid_error = epoch_figures(
+                    net, fit, valid, averaged, settings["batch_size"], series_of_books
+                )
                 net.set_params(*params)  # training goes on from its own weights
                 params = averaged
             else:
-                train_energy, valid_energy, valid_error = epoch_figures(net, fit, valid, params, settings["batch_size"])
+                train_energy, valid_energy, valid_error = epoch_figures(
+                    net, fit, valid, params, settings["batch_size"], series_of_books
+                )
             row = {
                 "epoch": epoch,
                 "train_free_energy": train_energy,

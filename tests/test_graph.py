@@ -27,6 +27,14 @@ def reference_cd1(v0, weights, visible_bias, hidden_bias, noise, learning_rate):
     )
 
 
+def graph_of(model, **options):
+    """A training graph holding a trained model's parameters, its series units included."""
+    return RBMGraph(
+        *model.params, series=model.series, series_weights=model.series_weights, series_bias=model.series_bias,
+        hidden_keep=model.settings["hidden_keep"], **options,
+    )
+
+
 @pytest.fixture
 def tiny():
     rng = np.random.default_rng(0)
@@ -93,7 +101,8 @@ def test_graph_reconstruction_equals_numpy_scores(tiny, quick_model, sample):
     finally:
         net.close()
     # and for the trained model on real users
-    net = RBMGraph(*quick_model.params, learning_rate=0.3, hidden_keep=quick_model.settings["hidden_keep"])
+    assert quick_model.series is not None  # the default has series units, so they are compared too
+    net = graph_of(quick_model, learning_rate=0.3)
     try:
         users = sample.ratings[:20]
         graph_scores = net.reconstruct(quick_model.visible(users).toarray())
@@ -194,7 +203,8 @@ def test_valid_error_is_measured_on_the_averaged_weights(sample):
     averaged, plain = fit(0.7), fit(0.0)
     # averaging changes only what is measured and kept, never the training path: epoch 1 is alike
     assert averaged.history[0] == plain.history[0]
-    net = RBMGraph(*averaged.params, learning_rate=0.1, seed=2, hidden_keep=averaged.settings["hidden_keep"])
+    assert averaged.series is not None
+    net = graph_of(averaged, learning_rate=0.1, seed=2)
     try:
         from bookrbm.model import to_visible
 

@@ -55,7 +55,8 @@ def test_user_id_maps_to_that_users_ratings(sample, quick_model, sample_csv):
     assert got == dict(zip(theirs.book_id, theirs.rating))
     visible = quick_model.visible(sample.ratings[1234])
     keep = quick_model.settings["hidden_keep"]
-    assert np.allclose(found.scores, rbm.reconstruct(visible, *quick_model.params, hidden_keep=keep)[0])
+    expected = rbm.reconstruct(visible, *quick_model.params, hidden_keep=keep, series_units=quick_model.series_units)
+    assert np.allclose(found.scores, expected[0])
 
 
 def test_validation_users_are_folded_in(sample, quick_model):
