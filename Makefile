@@ -31,9 +31,9 @@ serve: setup
 evaluation: setup
 	$(PY) preprocess.py
 	$(PY) train_rbm.py --preset writeup --out models/rbm-writeup.npz --plots plots/writeup --quiet
-	$(PY) train_rbm.py --short-lists 0 --out models/rbm-complete.npz --plots results/complete-lists --quiet
+	$(PY) train_rbm.py --no-series-units --out models/rbm-no-series.npz --plots results/no-series --quiet
 	$(PY) train_rbm.py --quiet
-	$(PY) evaluate.py --model writeup=models/rbm-writeup.npz --model complete-lists=models/rbm-complete.npz --model rbm=models/rbm.npz
+	$(PY) evaluate.py --model writeup=models/rbm-writeup.npz --model no-series-units=models/rbm-no-series.npz --model rbm=models/rbm.npz
 
 clean:
 	rm -rf data/processed models results
