@@ -133,13 +133,17 @@ class Model:
         if unlisted is None:
             return rbm.sigmoid(rbm.series_activations(visible, self.series_units))
         adjusted, weight = unlisted
-        mean_input = self.visible_mean @ self.series_units[0]
-        return rbm.sigmoid(rbm.series_activations(adjusted, self.series_units) + weight[:, None] * mean_input)
+        return rbm.sigmoid(rbm.series_activations(adjusted, self.series_units) + weight[:, None] * self.mean_series_input)
 
     @functools.cached_property
     def mean_input(self):
         """visible_mean W: what the fit readers' mean visible vector gives the hidden units."""
         return self.visible_mean @ self.weights
+
+    @functools.cached_property
+    def mean_series_input(self):
+        """visible_mean S: what it gives the series units."""
+        return self.visible_mean @ self.series_units[0]
 
     def visible_means(self, hidden, push=0.0):
         """p(v|h) of rows of top-down hidden values (as ``fold_in`` makes them) and the series

@@ -99,10 +99,10 @@ def build_graph(fit, settings, seed, series_of_books=None):
     if given; returns it and the generator that goes on to shuffle the epochs."""
     rng = np.random.default_rng(seed)
     visible_bias = logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
-    series_units = {}
+    series_options = {}
     if series_of_books is not None:
         series_weights, series_bias = series.initial_params(series_of_books)
-        series_units = dict(
+        series_options = dict(
             series=series_of_books, series_weights=series_weights, series_bias=series_bias, series_step=series.STEP_FACTOR
         )
     net = RBMGraph(
@@ -115,7 +115,7 @@ def build_graph(fit, settings, seed, series_of_books=None):
         sample_visible=settings["sample_visible"],
         hidden_keep=settings["hidden_keep"],
         binary_input=settings["input"] == "binary",
-        **series_units,
+        **series_options,
     )
     return net, rng
 
