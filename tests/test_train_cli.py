@@ -92,10 +92,12 @@ def test_early_stopping_keeps_the_best_epoch(small_file):
 def test_presets_and_flags(small_file, tmp_path):
     out = tmp_path / "rbm.npz"
     train_rbm.main(["--data", str(small_file), "--out", str(out), "--plots", str(tmp_path), "--preset", "writeup",
-                    "--epochs", "1", "--hidden", "4", "--input", "binary", "--quiet"])
-    settings = model.load(out).settings
+                    "--epochs", "1", "--hidden", "4", "--input", "binary", "--series-units", "--quiet"])
+    trained = model.load(out)
+    settings = trained.settings
     assert settings["learning_rate"] == 0.6 and settings["visible_bias"] == "zero"  # from the preset
     assert settings["hidden"] == 4 and settings["input"] == "binary"  # from the flags
+    assert settings["series_units"] is True and trained.series is not None  # the preset has none
 
 
 @pytest.mark.parametrize("flags, message", [
