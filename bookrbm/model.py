@@ -13,7 +13,6 @@ from . import npzfile, rbm
 from .errors import InputError
 from .interactions import binary
 from .paths import shown
-from .series import matrix as series_matrix
 
 FORMAT = "bookrbm-model-2"
 ARRAYS = ("weights", "visible_bias", "hidden_bias", "book_ids")
@@ -71,10 +70,10 @@ class Model:
 
     @functools.cached_property
     def series_units(self):
-        """(sparse series weights (n_books, n_series), series biases), or None (``bookrbm.rbm``)."""
+        """(series, series_weights, series_bias) as ``bookrbm.rbm`` takes them, or None."""
         if self.series is None:
             return None
-        return series_matrix(self.series, self.series_weights), self.series_bias
+        return self.series, self.series_weights, self.series_bias
 
     def visible(self, user_items):
         """The visible vectors for rows of rating / 5: as they are, or 1 for every rated book."""
@@ -142,8 +141,8 @@ class Model:
 
     @functools.cached_property
     def mean_series_input(self):
-        """visible_mean S: what it gives the series units."""
-        return self.visible_mean @ self.series_units[0]
+        """What visible_mean gives the series units, (n_series,)."""
+        return rbm.series_sums(self.visible_mean[None, :], self.series_units)[0]
 
     def visible_means(self, hidden, push=0.0):
         """p(v|h) of rows of top-down hidden values (as ``fold_in`` makes them) and the series

@@ -15,7 +15,6 @@ import re
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
 # books.csv's ``title`` ends in "(Series Name, #2)", "(Series #1-3)" or "(Series, #0.5)"
 PATTERN = re.compile(r"\(([^()#]+?),?\s*#\s*[\d.\-]+[^()]*\)\s*$")
@@ -49,11 +48,3 @@ def initial_params(series):
     """(series weights, series biases) to start training from."""
     weights = np.where(series >= 0, INITIAL_WEIGHT, 0.0).astype(np.float32)
     return weights, np.full(count(series), INITIAL_BIAS, np.float32)
-
-
-def matrix(series, weights):
-    """The series units' weights as a sparse (n_books, n_series) matrix."""
-    books = np.flatnonzero(series >= 0)
-    return sp.csr_matrix(
-        (weights[books].astype(np.float32), (books, series[books])), shape=(len(series), count(series))
-    )

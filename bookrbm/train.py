@@ -174,7 +174,7 @@ def series_units(params, series_of_books):
     """``rbm``'s series units of the graph's ``params``, or None without them."""
     if series_of_books is None:
         return None
-    return series.matrix(series_of_books, params[3]), params[4]
+    return series_of_books, params[3], params[4]
 
 
 def epoch_figures(net, fit, valid, params, batch_size, series_of_books=None):
