@@ -10,11 +10,12 @@ also push each other through their series unit g: u_i g (1 - g) u_k (``bookrbm.s
 import numpy as np
 
 
-def contributions(model, visible, recommended, read, hidden=None):
+def contributions(model, visible, recommended, read, hidden=None, series=None):
     """(len(recommended), len(read)) contribution of each read book to each recommendation.
 
     visible : CSR (1, n_books), the reader's visible vector as the model sees it.
-    hidden : its p(h|v), (n_hidden,), when the caller has it already (``Model.fold_in``).
+    hidden, series : its p(h|v) (n_hidden,) and its series units' p(g|v) (n_series,), when
+        the caller has them already (``Model.fold_in_all``).
     """
     weights = model.weights
     if hidden is None:
@@ -23,7 +24,7 @@ def contributions(model, visible, recommended, read, hidden=None):
     v = visible.toarray()[0, read]
     push = (weights[recommended] * slope) @ weights[read].T
     if model.series is not None:
-        series_slope = model.series_probabilities(visible)[0]
+        series_slope = model.series_probabilities(visible)[0] if series is None else series
         series_slope = series_slope * (1.0 - series_slope)
         recommended_series, read_series = model.series[recommended], model.series[read]
         same = (recommended_series[:, None] == read_series[None, :]) & (read_series[None, :] >= 0)
@@ -32,13 +33,13 @@ def contributions(model, visible, recommended, read, hidden=None):
     return push * v
 
 
-def because(model, visible, recommended, read, top=3, hidden=None):
+def because(model, visible, recommended, read, top=3, hidden=None, series=None):
     """For each recommended column, up to ``top`` read columns with the largest positive
-    contribution, largest first (``hidden`` as for ``contributions``)."""
+    contribution, largest first (``hidden`` and ``series`` as for ``contributions``)."""
     if len(read) == 0:
         return [np.zeros(0, np.int64) for _ in recommended]
     read = np.sort(read)  # so that the stable sort below breaks ties by the lower column
-    push = contributions(model, visible, recommended, read, hidden)
+    push = contributions(model, visible, recommended, read, hidden, series)
     order = np.argsort(-push, axis=1, kind="stable")[:, :top]
     chosen = read[order]
     positive = np.take_along_axis(push, order, axis=1) > 0

@@ -92,12 +92,20 @@ class Model:
         on (``hidden_probabilities``) and the reconstruction they give, through hidden units
         scaled by ``hidden_keep`` for a model trained with dropout and the series units;
         (n_users, n_hidden) and (n_users, n_books)."""
-        hidden = self.hidden_probabilities(visible)
+        hidden, _, scores = self.fold_in_all(visible)
+        return hidden, scores
+
+    def fold_in_all(self, visible):
+        """(p(h|v), p(g|v) of the series units or None, scores): ``fold_in`` with the series
+        units too, each reader's unlisted books worked out once for both kinds of unit."""
+        unlisted = self._unlisted(visible)
+        hidden = self._hidden(visible, unlisted)
+        series = self._series(visible, unlisted)
         top_down = self.settings.get("hidden_keep", 1.0) * hidden
-        push = 0.0 if self.series is None else rbm.series_push(self.series_probabilities(visible), self.series_units)
+        push = 0.0 if series is None else rbm.series_push(series, self.series_units)
         if visible.shape[0] == 1:
-            return hidden, self.visible_means(top_down, push)
-        return hidden, rbm.mean_visibles(top_down, self.weights, self.visible_bias, push)
+            return hidden, series, self.visible_means(top_down, push)
+        return hidden, series, rbm.mean_visibles(top_down, self.weights, self.visible_bias, push)
 
     def _unlisted(self, visible):
         """(visible vectors with each listed book at its value less weight × its mean, weight
@@ -116,19 +124,23 @@ class Model:
     def hidden_probabilities(self, visible):
         """p(h|v) of rows of visible vectors, the books each reader did not list counted at
         ``unlisted_weight`` of their mean (see there); (n_users, n_hidden)."""
-        unlisted = self._unlisted(visible)
+        return self._hidden(visible, self._unlisted(visible))
+
+    def series_probabilities(self, visible):
+        """p(g|v) of the series units, the unlisted books counted as for
+        ``hidden_probabilities``; (n_users, n_series), or None without series units."""
+        return self._series(visible, self._unlisted(visible))
+
+    def _hidden(self, visible, unlisted):
         if unlisted is None:
             return rbm.mean_hiddens(visible, self.weights, self.hidden_bias)
         adjusted, weight = unlisted
         activations = rbm.hidden_activations(adjusted, self.weights, self.hidden_bias)
         return rbm.sigmoid(activations + weight[:, None] * self.mean_input)
 
-    def series_probabilities(self, visible):
-        """p(g|v) of the series units, the unlisted books counted as for
-        ``hidden_probabilities``; (n_users, n_series), or None without series units."""
+    def _series(self, visible, unlisted):
         if self.series is None:
             return None
-        unlisted = self._unlisted(visible)
         if unlisted is None:
             return rbm.sigmoid(rbm.series_activations(visible, self.series_units))
         adjusted, weight = unlisted

@@ -46,7 +46,8 @@ def series_sums(v, series_units):
     Summed entry by entry in the rows' order (``np.add.at``), as a sparse product would,
     without its per-call cost: one reader's takes microseconds."""
     series, weights, bias = series_units
-    v = sp.csr_matrix(v)
+    if not (sp.issparse(v) and v.format == "csr"):
+        v = sp.csr_matrix(v)
     rows = np.repeat(np.arange(v.shape[0]), np.diff(v.indptr))
     books = v.indices[series[v.indices] >= 0]
     rows = rows[series[v.indices] >= 0]

@@ -104,20 +104,21 @@ def recommend(model, data, reader, n=10, source=None, explain=3):
         reader = from_user(data, reader)
     inputs = model.visible(reader.visible(data.n_books))
     source = source or default_source(reader)
-    hidden, scores = model.fold_in(inputs)
-    return rank(model, data, reader, inputs, scores[0], n, source, explain, hidden=hidden[0])
+    hidden, series, scores = model.fold_in_all(inputs)
+    series = None if series is None else series[0]
+    return rank(model, data, reader, inputs, scores[0], n, source, explain, hidden=hidden[0], series=series)
 
 
-def rank(model, data, reader, inputs, scores, n=10, source="to_read", explain=3, hidden=None):
+def rank(model, data, reader, inputs, scores, n=10, source="to_read", explain=3, hidden=None, series=None):
     """``recommend`` once the scores are known: ``inputs`` is the reader's visible vector as
     the model sees it (CSR, 1 row), ``scores`` its reconstruction (n_books,), ``hidden`` its
-    p(h|v) (n_hidden,; computed again if not given)."""
+    p(h|v) (n_hidden,) and ``series`` its series units' (n_series,), computed again if not given."""
     if source not in SOURCES:
         raise InputError(f"--from must be one of {', '.join(SOURCES)}, not {source!r}")
     if n < 1:
         raise InputError(f"--top must be at least 1, not {n}")
     columns = top_n(scores, candidates(data, reader, source), n)
-    because = explain_because(model, inputs, columns, reader.read, top=explain, hidden=hidden) if explain else []
+    because = explain_because(model, inputs, columns, reader.read, top=explain, hidden=hidden, series=series) if explain else []
     return Recommendations(reader=reader, source=source, columns=columns, scores=scores, because=because)
 
 
