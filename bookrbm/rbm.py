@@ -48,10 +48,10 @@ def series_sums(v, series_units):
     series, weights, bias = series_units
     if not (sp.issparse(v) and v.format == "csr"):
         v = sp.csr_matrix(v)
-    rows = np.repeat(np.arange(v.shape[0]), np.diff(v.indptr))
-    books = v.indices[series[v.indices] >= 0]
-    rows = rows[series[v.indices] >= 0]
-    values = v.data[series[v.indices] >= 0] * weights[books]
+    in_series = series[v.indices] >= 0
+    rows = np.repeat(np.arange(v.shape[0]), np.diff(v.indptr))[in_series]
+    books = v.indices[in_series]
+    values = v.data[in_series] * weights[books]
     totals = np.zeros((v.shape[0], len(bias)), np.result_type(values, bias))
     np.add.at(totals, (rows, series[books]), values)
     return totals

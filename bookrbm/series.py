@@ -18,8 +18,8 @@ import pandas as pd
 
 # books.csv's ``title`` ends in "(Series Name, #2)", "(Series #1-3)" or "(Series, #0.5)"
 PATTERN = re.compile(r"\(([^()#]+?),?\s*#\s*[\d.\-]+[^()]*\)\s*$")
-# Chosen on the tuning readers (README, "Series units"): a new unit starts off unless a
-# volume of its series is read (bias -6, each volume +4), and these few weights (one per
+# Chosen on the tuning readers (README, "Series units"): a new unit starts off until two
+# volumes of its series are read (bias -6, each volume +4), and these few weights (one per
 # book) learn ten times faster than the shared ones and without weight decay, so they are
 # not left at a fraction of their use after the 15-30 epochs that early stopping allows.
 INITIAL_WEIGHT = 4.0
