@@ -64,8 +64,9 @@ def series_push(g, series_units):
         return 0.0
     series, weights, _ = series_units
     g = np.asarray(g)
-    padded = np.concatenate([g, np.zeros((g.shape[0], 1), g.dtype)], axis=1)  # the last: no series
-    return padded[:, np.where(series >= 0, series, g.shape[1])] * weights
+    # a book in no series (-1) picks the last column, the zeros
+    padded = np.concatenate([g, np.zeros((g.shape[0], 1), g.dtype)], axis=1)
+    return padded[:, series] * weights
 
 
 def mean_visibles(h, weights, visible_bias, push=0.0):
