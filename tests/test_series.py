@@ -187,6 +187,10 @@ def test_series_units_saved_and_loaded(quick_model, tmp_path):
     loaded = model.load(path)
     for name in ("series", "series_weights", "series_bias"):
         assert np.array_equal(getattr(loaded, name), getattr(quick_model, name))
+    broken = dataclasses.replace(quick_model, series_bias=quick_model.series_bias[:-1])  # a unit too few
+    model.save(path, broken)
+    with pytest.raises(InputError, match="series units do not fit"):
+        model.load(path)
     plain = dataclasses.replace(quick_model, series=None, series_weights=None, series_bias=None)
     model.save(path, plain)
     assert model.load(path).series is None and model.load(path).series_units is None
