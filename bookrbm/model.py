@@ -68,7 +68,7 @@ class Model:
         """(weights, visible_bias, hidden_bias): the ordinary hidden units' parameters."""
         return self.weights, self.visible_bias, self.hidden_bias
 
-    @functools.cached_property
+    @property
     def series_units(self):
         """(series, series_weights, series_bias) as ``bookrbm.rbm`` takes them, or None."""
         if self.series is None:

@@ -200,10 +200,11 @@ def as_model(params, data, settings, seed, statistics, series_of_books=None):
     """The ``Model`` of trained ``params`` (the graph's), as the product uses it: with
     ``fit_statistics``, and the series units if it has them."""
     visible_mean, mean_books = statistics
-    model = Model(*params[:3], data.book_ids, dict(settings, seed=seed, mean_books=mean_books), visible_mean=visible_mean)
-    if series_of_books is not None:
-        model.series, model.series_weights, model.series_bias = series_of_books, params[3], params[4]
-    return model
+    units = series_units(params, series_of_books) or (None, None, None)
+    return Model(
+        *params[:3], data.book_ids, dict(settings, seed=seed, mean_books=mean_books), visible_mean=visible_mean,
+        **dict(zip(("series", "series_weights", "series_bias"), units)),
+    )
 
 
 @dataclasses.dataclass
