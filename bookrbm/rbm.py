@@ -93,8 +93,22 @@ def free_energy(v, weights, visible_bias, hidden_bias, series_units=None):
     visible_term = _dense(v @ visible_bias).ravel()
     hidden_term = np.logaddexp(0.0, hidden_activations(v, weights, hidden_bias)).sum(axis=1)
     if series_units is not None:
-        hidden_term = hidden_term + np.logaddexp(0.0, series_activations(v, series_units)).sum(axis=1)
+        hidden_term = hidden_term + series_softplus(v, series_units)
     return -visible_term - hidden_term
+
+
+def series_softplus(v, series_units):
+    """Σ_s softplus((v S + b_s)_s), (n_users,): the series units' part of the free energy.
+
+    A unit that none of a reader's books reaches gives softplus(b_s) whatever the reader,
+    so only the units each reader reaches are worked out (a few of 836, where the whole
+    (n_users, n_series) softplus made the full-size epoch's metrics 2.5× slower)."""
+    totals = series_sums(v, series_units)
+    bias = series_units[2]
+    base = np.logaddexp(0.0, bias)
+    rows, units = np.nonzero(totals)
+    lift = np.logaddexp(0.0, bias[units] + totals[rows, units]) - base[units]
+    return base.sum() + np.bincount(rows, weights=lift, minlength=totals.shape[0])
 
 
 def mean_free_energy(v, weights, visible_bias, hidden_bias, series_units=None, batch_size=8192):
