@@ -21,6 +21,7 @@ OPTIONS = [
     ("--hidden-keep", float, "chance that a hidden unit takes part in an update: below 1 is a dropout RBM"),
     ("--average", float, "keep this share of the running average of the weights each epoch (0: no averaging)"),
     ("--eval-every", int, "measure NDCG@10 of the tuning users every N epochs (0: never)"),
+    ("--series-keep", float, "chance that a series unit takes part in a reader's update: below 1 is dropout (with --series-units)"),
     ("--short-lists", float, "share of each batch's readers cut to a short list of their books (0: none)"),
     ("--short-list-books", int, "a cut list keeps 1 to this many books"),
     ("--patience", int, "stop after N evaluations without a better tuning NDCG and keep the best weights (0: never)"),

@@ -65,7 +65,9 @@ class RBMGraph:
     Series units (``bookrbm.series``), when ``series`` is given: one more binary hidden unit
     per series, whose weights reach only that series' books; sampled and updated like the
     others by the same step (their step ``series_step`` times larger, and no weight decay:
-    there are only n_visible of them), never dropped out.
+    there are only n_visible of them). With ``series_keep`` < 1 each reader of a batch
+    trains with each series unit only at that chance (dropout); a reconstruction uses them
+    all, at full strength (measured better than scaled by ``series_keep``, README).
 
     Shapes: a batch (batch, n_visible), dense or CSR; weights (n_visible, n_hidden); series
     (n_visible,) int, -1 for a book in no series; series_weights (n_visible,); series_bias
@@ -89,6 +91,7 @@ class RBMGraph:
         series_weights=None,
         series_bias=None,
         series_step=1.0,
+        series_keep=1.0,
     ):
         n_visible, n_hidden = weights.shape
         self.n_visible = n_visible
@@ -132,6 +135,15 @@ class RBMGraph:
                 h0_mean = h0_mean * keep
             h_mean, noise = h0_mean, self.hidden_noise
             g0_mean = g_mean = self._mean_series_of_batch() if self.n_series else None
+            if self.n_series and series_keep < 1.0:
+                # dropout of the series units: a reader trains without some of them, so the
+                # ordinary hidden units learn series too (what a reader of a few books needs)
+                self.series_kept = tf1.placeholder_with_default(
+                    tf.cast(tf.random.uniform([batch, self.n_series], seed=seed + 11) < series_keep, tf.float32),
+                    [None, self.n_series], name="series_kept",
+                )
+                series_kept = self.series_kept
+                g0_mean = g_mean = g0_mean * series_kept
             series_noise = self.series_noise if self.n_series else None
             for step in range(cd_steps):
                 h_sample = tf.cast(noise < h_mean, tf.float32)
@@ -147,6 +159,8 @@ class RBMGraph:
                 noise = tf.random.uniform([batch, n_hidden], seed=seed + 1000 + step)
                 if self.n_series:
                     g_mean = self._mean_series(v_model)
+                    if series_keep < 1.0:
+                        g_mean = g_mean * series_kept
                     series_noise = tf.random.uniform([batch, self.n_series], seed=seed + 2000 + step)
 
             size = tf.cast(batch, tf.float32)
@@ -273,13 +287,15 @@ class RBMGraph:
             self.batch_size: batch.shape[0],
         }
 
-    def train_batch(self, batch, hidden_noise=None, series_noise=None):
+    def train_batch(self, batch, hidden_noise=None, series_noise=None, series_kept=None):
         """One CD-k update on a batch (dense or CSR); returns its reconstruction error."""
         feed = self._feed(batch)
         if hidden_noise is not None:
             feed[self.hidden_noise] = hidden_noise
         if series_noise is not None:
             feed[self.series_noise] = series_noise
+        if series_kept is not None:
+            feed[self.series_kept] = series_kept
         _, error = self.session.run([self.train_step, self.error], feed)
         return float(error)
 

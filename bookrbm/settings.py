@@ -21,6 +21,7 @@ WRITEUP = {
     "short_lists": 0.0,
     "short_list_books": 20,
     "series_units": False,
+    "series_keep": 1.0,
 }
 
 # Chosen on the tuning users of the bundled sample (README, "How good are the
@@ -29,7 +30,8 @@ WRITEUP = {
 # smaller step with momentum and a little weight decay, early stopping on the tuning
 # users' NDCG@10, and a fifth of each batch's readers cut to short lists (1 to 20 of their
 # books) so that it also learns what a reader who lists a few books has read; and one more
-# hidden unit per book series (bookrbm/series.py).
+# hidden unit per book series (bookrbm/series.py), each left out of half the readers'
+# updates, so that the ordinary hidden units learn series as well.
 DEFAULT = {
     **WRITEUP,
     "hidden": 1024,
@@ -44,6 +46,7 @@ DEFAULT = {
     "patience": 2,
     "short_lists": 0.2,
     "series_units": True,
+    "series_keep": 0.5,
 }
 
 PRESETS = {"default": DEFAULT, "writeup": WRITEUP}

@@ -51,6 +51,8 @@ def check_settings(settings):
         raise InputError(f"--average must be at least 0 and below 1, not {settings['average']}")
     if not 0 < settings["hidden_keep"] <= 1:
         raise InputError(f"--hidden-keep must be above 0 and at most 1, not {settings['hidden_keep']}")
+    if not 0 < settings["series_keep"] <= 1:
+        raise InputError(f"--series-keep must be above 0 and at most 1, not {settings['series_keep']}")
     if not 0 <= settings["short_lists"] <= 1:
         raise InputError(f"--short-lists must be from 0 to 1, not {settings['short_lists']}")
     for name in ("weight_decay", "eval_every", "patience"):
@@ -103,7 +105,8 @@ def build_graph(fit, settings, seed, series_of_books=None):
     if series_of_books is not None:
         series_weights, series_bias = series.initial_params(series_of_books)
         series_options = dict(
-            series=series_of_books, series_weights=series_weights, series_bias=series_bias, series_step=series.STEP_FACTOR
+            series=series_of_books, series_weights=series_weights, series_bias=series_bias, series_step=series.STEP_FACTOR,
+            series_keep=settings["series_keep"],
         )
     net = RBMGraph(
         *initial_params(fit.shape[1], settings["hidden"], rng, visible_bias),

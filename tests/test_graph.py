@@ -31,7 +31,7 @@ def graph_of(model, **options):
     """A training graph holding a trained model's parameters, its series units included."""
     return RBMGraph(
         *model.params, series=model.series, series_weights=model.series_weights, series_bias=model.series_bias,
-        hidden_keep=model.settings["hidden_keep"], **options,
+        hidden_keep=model.settings["hidden_keep"], series_keep=model.settings["series_keep"], **options,
     )
 
 

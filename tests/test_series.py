@@ -50,14 +50,15 @@ def small_model_params(seed=0):
     return params, book_series, series_weights, series_bias
 
 
-def reference_cd1_with_series(v0, params, book_series, series_weights, series_bias, noise, series_noise, rate, step):
-    """CD-1 with series units, in NumPy with a dense mask: each book reaches only its series' unit."""
+def reference_cd1_with_series(v0, params, book_series, series_weights, series_bias, noise, series_noise, rate, step, kept=1.0):
+    """CD-1 with series units, in NumPy with a dense mask: each book reaches only its series' unit;
+    ``kept`` (n_readers, n_series) is 0 where a reader trains without a unit (dropout)."""
     weights, visible_bias, hidden_bias = params
     mask = (book_series[:, None] == np.arange(len(series_bias))[None, :]).astype(float)
     s = mask * series_weights[:, None]
-    h0, g0 = sigmoid(v0 @ weights + hidden_bias), sigmoid(v0 @ s + series_bias)
+    h0, g0 = sigmoid(v0 @ weights + hidden_bias), kept * sigmoid(v0 @ s + series_bias)
     v1 = sigmoid((noise < h0) @ weights.T + visible_bias + (series_noise < g0) @ s.T)
-    h1, g1 = sigmoid(v1 @ weights + hidden_bias), sigmoid(v1 @ s + series_bias)
+    h1, g1 = sigmoid(v1 @ weights + hidden_bias), kept * sigmoid(v1 @ s + series_bias)
     n = len(v0)
     return (
         weights + rate * (v0.T @ h0 - v1.T @ h1) / n,
@@ -95,6 +96,42 @@ def test_one_cd1_step_with_series_units_equals_numpy_reference(binary):
         assert np.allclose(net.reconstruct(v0), rbm.reconstruct(v0, *got[:3], series_units=units), atol=1e-5)
     finally:
         net.close()
+
+
+def test_series_dropout_step_equals_numpy_reference():
+    """With series_keep < 1 a dropped unit neither drives the reconstruction nor learns from
+    that reader: a unit dropped for every reader keeps its weights and bias."""
+    params, book_series, series_weights, series_bias = small_model_params()
+    rng = np.random.default_rng(2)
+    v0 = (rng.random((4, 6)) < 0.5).astype(float)
+    noise, series_noise = rng.random((4, 3)), rng.random((4, 2))
+    kept = np.array([[1, 0], [0, 0], [1, 0], [1, 0]], dtype=float)  # unit 1 dropped for everyone
+    net = RBMGraph(
+        *params, learning_rate=0.3, binary_input=True, series=book_series, series_weights=series_weights,
+        series_bias=series_bias, series_step=10.0, series_keep=0.5,
+    )
+    try:
+        net.train_batch(
+            sp.csr_matrix(v0), hidden_noise=noise.astype(np.float32), series_noise=series_noise.astype(np.float32),
+            series_kept=kept.astype(np.float32),
+        )
+        got = net.params()
+    finally:
+        net.close()
+    expected = reference_cd1_with_series(v0, params, book_series, series_weights, series_bias, noise, series_noise, 0.3, 10.0, kept)
+    for have, want in zip(got, expected):
+        assert np.allclose(have, want, atol=1e-5)
+    unit_1 = book_series == 1
+    assert np.allclose(got[3][unit_1], series_weights[unit_1]) and np.isclose(got[4][1], series_bias[1])
+    assert not np.allclose(got[3][book_series == 0], series_weights[book_series == 0], atol=1e-3)
+    # and the drawn mask keeps about series_keep of the units
+    net = RBMGraph(*params, learning_rate=0.3, series=book_series, series_weights=series_weights, series_bias=series_bias,
+                   series_keep=0.5)
+    try:
+        drawn = net.session.run(net.series_kept, {net.batch_size: 4000})
+    finally:
+        net.close()
+    assert set(np.unique(drawn)) == {0.0, 1.0} and abs(drawn.mean() - 0.5) < 0.02
 
 
 def test_free_energy_with_series_units_sums_over_every_hidden_state():
@@ -148,10 +185,10 @@ def test_volumes_read_lift_the_rest_of_their_series(quick_model, sample):
     assert all(set(columns) == set(read) for columns in explained)
 
 
-def test_training_links_the_volumes_read_together():
-    """Series A's two books are always read together, series B's never: after CD a reader
-    of one A book gets the other, through A's unit, and a reader of one B book does not get
-    the other."""
+def train_on_built_series(series_keep):
+    """Scores of a reader of one book of series A and of one of series B, with and without
+    the series units, after CD on 300 readers: series A's two books are always read
+    together, series B's never."""
     rng = np.random.default_rng(0)
     rows = []
     for reader in range(300):
@@ -163,7 +200,7 @@ def test_training_links_the_volumes_read_together():
         shape=(300, 6),
     )
     book_series = np.array([0, 0, 1, 1, -1, -1])
-    settings = dict(PRESETS["default"], hidden=2, batch_size=20, short_lists=0.0)
+    settings = dict(PRESETS["default"], hidden=2, batch_size=20, short_lists=0.0, series_keep=series_keep)
     net, rng = train.build_graph(fit, settings, 0, book_series)
     try:
         for _ in range(10):
@@ -175,10 +212,24 @@ def test_training_links_the_volumes_read_together():
         *params[:3], np.arange(6), dict(settings), series=book_series, series_weights=params[3], series_bias=params[4]
     )
     readers = sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 1], [0, 0, 1, 0, 0, 1]], dtype=np.float32))
-    scores = trained.scores(readers)
-    without_units = dataclasses.replace(trained, series=None).scores(readers)
+    return trained.scores(readers), dataclasses.replace(trained, series=None).scores(readers)
+
+
+def test_training_links_the_volumes_read_together():
+    """A reader of one A book gets the other, through A's unit, and a reader of one B book
+    does not get the other."""
+    scores, without_units = train_on_built_series(series_keep=1.0)
     assert scores[0, 1] > 0.9 and scores[1, 3] < 0.1
     assert scores[0, 1] > without_units[0, 1] + 0.5  # it is the series unit that links them
+
+
+def test_series_dropout_makes_the_ordinary_units_learn_series_too():
+    """Trained with each series unit left out of half the updates, the shared hidden units
+    link A's books themselves (without it they leave that to the unit and do not)."""
+    scores, without_units = train_on_built_series(series_keep=0.5)
+    _, without_units_no_dropout = train_on_built_series(series_keep=1.0)
+    assert without_units[0, 1] > 0.3 > 0.05 > without_units_no_dropout[0, 1]
+    assert scores[0, 1] > 0.3 and scores[0, 1] > 2 * scores[1, 3]  # the pair read together still stands out
 
 
 def test_series_units_saved_and_loaded(quick_model, tmp_path):
