@@ -145,6 +145,9 @@ class RBMGraph:
                 series_kept = self.series_kept
                 g0_mean = g_mean = g0_mean * series_kept
             series_noise = self.series_noise if self.n_series else None
+            # The reconstruction is kept book-major, (n_visible, batch): every product and
+            # sum below takes it as it is, with no transpose of a 1M-element batch (three of
+            # them a step when it was batch-major: 7-10% of an H=64 step, measured interleaved).
             for step in range(cd_steps):
                 h_sample = tf.cast(noise < h_mean, tf.float32)
                 g_sample = tf.cast(series_noise < g_mean, tf.float32) if self.n_series else None
@@ -166,10 +169,10 @@ class RBMGraph:
             size = tf.cast(batch, tf.float32)
             data_visible = tf.math.unsorted_segment_sum(self.values, self.columns, n_visible)  # Σ over the batch of v0
             gradients = [
-                (self._sparse_transposed_product(h0_mean, n_visible) - tf.matmul(v_model, h_mean, transpose_a=True))
+                (self._sparse_transposed_product(h0_mean, n_visible) - tf.matmul(v_model, h_mean))
                 / size
                 - weight_decay * self.weights,
-                (data_visible - tf.reduce_sum(v_model, axis=0)) / size,
+                (data_visible - tf.reduce_sum(v_model, axis=1)) / size,
                 tf.reduce_mean(h0_mean - h_mean, axis=0),
             ]
             if self.n_series:
@@ -178,14 +181,14 @@ class RBMGraph:
                     self._padded(g0_mean), tf.stack([self.rows, tf.gather(self.series_index, self.columns)], axis=1)
                 )
                 data_series = tf.math.unsorted_segment_sum(self.values * data_series, self.columns, n_visible)
-                model_series = tf.reduce_sum(v_model * self._per_book(g_mean), axis=0)
+                model_series = tf.reduce_sum(v_model * self._per_book(g_mean), axis=1)
                 gradients += [
                     series_step * (data_series - model_series) / size,
                     series_step * tf.reduce_mean(g0_mean - g_mean, axis=0),
                 ]
             # Σ (v0 - v1)² over the dense batch, from the stored entries and Σ v1²:
             # where v0 is 0 the term is v1², so add (v0 - v1)² - v1² at the stored entries only
-            at_entries = tf.gather_nd(v1, tf.stack([self.rows, self.columns], axis=1))
+            at_entries = tf.gather_nd(v1, tf.stack([self.columns, self.rows], axis=1))
             squared = tf.reduce_sum(tf.square(v1)) + tf.reduce_sum(tf.square(self.values - at_entries) - tf.square(at_entries))
             self.error = tf.identity(squared / (size * n_visible), name="reconstruction_error")
             velocities = [
@@ -202,9 +205,9 @@ class RBMGraph:
                         step = velocity.assign(momentum * velocity + learning_rate * gradient)
                         updates.append(param.assign_add(step))
             self.train_step = tf.group(*updates, name="cd_update")
-            self.scores = self._mean_visibles(
+            self.scores = tf.transpose(self._mean_visibles(
                 hidden_keep * self._mean_hiddens_of_batch(), self._mean_series_of_batch() if self.n_series else None
-            )
+            ))
             self.init = tf1.global_variables_initializer()
             # loading other weights (the averaged ones, to measure them) without a new graph
             self._params = params
@@ -230,12 +233,14 @@ class RBMGraph:
         return tf.math.unsorted_segment_sum(tf.gather(hidden, rows) * self.values_by_column[:, None], columns, n_visible)
 
     def _mean_hiddens(self, v):
-        return tf.sigmoid(tf.matmul(v, self.weights) + self.hidden_bias)
+        """p(h|v) of book-major visible values ``v`` (n_visible, batch), (batch, n_hidden)."""
+        return tf.sigmoid(tf.matmul(v, self.weights, transpose_a=True) + self.hidden_bias)
 
     def _mean_visibles(self, h, g=None):
-        activations = tf.matmul(h, self.weights, transpose_b=True) + self.visible_bias
+        """p(v|h, g), book-major: (n_visible, batch)."""
+        activations = tf.matmul(self.weights, h, transpose_b=True) + self.visible_bias[:, None]
         if g is not None:
-            activations += self._per_book(g) * self.series_weights
+            activations += self._per_book(g) * self.series_weights[:, None]
         return tf.sigmoid(activations)
 
     def _mean_series_of_batch(self):
@@ -248,13 +253,13 @@ class RBMGraph:
         return tf.sigmoid(tf.reshape(totals, [-1, width])[:, :-1] + self.series_bias)
 
     def _mean_series(self, v):
-        """p(g|v) of the series units for dense rows ``v``, (batch, n_series).
+        """p(g|v) of the series units for book-major visible values ``v`` (n_visible,
+        batch), (batch, n_series).
 
-        Only the books in a series are gathered (as rows of vᵀ, a third of them), in
-        ascending order, so each unit's sum adds the same terms in the same order as a sum
-        over all books would."""
+        Only the books in a series are gathered (a third of them), in ascending order, so
+        each unit's sum adds the same terms in the same order as a sum over all books would."""
         books = self.books_in_series
-        terms = tf.gather(tf.transpose(v), books) * tf.gather(self.series_weights, books)[:, None]
+        terms = tf.gather(v, books) * tf.gather(self.series_weights, books)[:, None]
         totals = tf.math.unsorted_segment_sum(terms, tf.gather(self.series_index, books), self.n_series)
         return tf.sigmoid(tf.transpose(totals) + self.series_bias)
 
@@ -262,12 +267,10 @@ class RBMGraph:
         return tf.pad(g, [[0, 0], [0, 1]])
 
     def _per_book(self, g):
-        """Each book's own series unit's value, 0 for a book in no series, (batch, n_visible).
-
-        A gather of rows of the transpose, transposed back: the same values as a gather along
-        axis 1, which TensorFlow's CPU kernel made 4-5 ms a batch at H=64 (in a trace), half
-        the step."""
-        return tf.transpose(tf.gather(tf.transpose(self._padded(g)), self.series_index))
+        """Each book's own series unit's value, 0 for a book in no series, book-major:
+        (n_visible, batch). A gather of rows: TensorFlow's CPU gather along axis 1 took 4-5 ms
+        a batch at H=64 (in a trace), half the step."""
+        return tf.gather(tf.transpose(self._padded(g)), self.series_index)
 
     def _feed(self, batch):
         """The placeholders' values for a batch (dense array or CSR, (batch, n_visible))."""
