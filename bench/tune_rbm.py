@@ -60,10 +60,15 @@ SEARCH = [
     # chosen by the tuning readers who show a few books, at a small cost at 80%; 0.2 is the default
     {**DEFAULT_CHANGES, "short_lists": 0.1},
     {**DEFAULT_CHANGES, "short_lists": 0.2},
-    # one more hidden unit per book series (bookrbm/series.py): the default; cutting more
-    # short lists with them did not win back what they cost readers who show a few books
+    # one more hidden unit per book series (bookrbm/series.py); cutting more short lists
+    # with them did not win back what they cost readers who show a few books
     {**DEFAULT_CHANGES, "short_lists": 0.2, "series_units": True},
     {**DEFAULT_CHANGES, "short_lists": 0.4, "series_units": True},
+    # ... what did: each series unit left out of a share of the readers' updates (dropout);
+    # 0.5 is the default
+    {**DEFAULT_CHANGES, "short_lists": 0.2, "series_units": True, "series_keep": 0.35},
+    {**DEFAULT_CHANGES, "short_lists": 0.2, "series_units": True, "series_keep": 0.5},
+    {**DEFAULT_CHANGES, "short_lists": 0.2, "series_units": True, "series_keep": 0.65},
 ]
 SHOWN = (3, 5, 10)
 

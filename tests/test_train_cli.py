@@ -130,6 +130,14 @@ def test_hidden_keep_is_checked(small_file, tmp_path, capsys):
     assert "--hidden-keep must be above 0" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["0", "1.5"])
+def test_series_keep_is_checked(small_file, tmp_path, capsys, value):
+    with pytest.raises(SystemExit):
+        train_rbm.main(["--data", str(small_file), "--out", str(tmp_path / "m.npz"), "--series-keep", value])
+    assert f"--series-keep must be above 0 and at most 1, not {float(value)}" in capsys.readouterr().err
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_average_keeps_a_running_mean_of_the_epochs_weights(small_file):
     from bookrbm import train
 
