@@ -147,7 +147,7 @@ class RBMGraph:
             series_noise = self.series_noise if self.n_series else None
             # The reconstruction is kept book-major, (n_visible, batch): every product and
             # sum below takes it as it is, with no transpose of a 1M-element batch (three of
-            # them a step when it was batch-major: 7-10% of an H=64 step, measured interleaved).
+            # them a step when it was batch-major: 7-16% of an H=64 step, measured interleaved).
             for step in range(cd_steps):
                 h_sample = tf.cast(noise < h_mean, tf.float32)
                 g_sample = tf.cast(series_noise < g_mean, tf.float32) if self.n_series else None

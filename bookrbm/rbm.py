@@ -79,7 +79,8 @@ def reconstruct(v, weights, visible_bias, hidden_bias, hidden_keep=1.0, series_u
 
     hidden_keep : for a model trained with hidden dropout, each hidden unit was present
         with this probability, so its expected top-down input is scaled by it (the series
-        units never drop out).
+        units push at full strength even when trained with dropout, ``series_keep``:
+        measured better, README "Series-unit dropout").
     """
     push = 0.0 if series_units is None else series_push(sigmoid(series_activations(v, series_units)), series_units)
     return mean_visibles(hidden_keep * mean_hiddens(v, weights, hidden_bias), weights, visible_bias, push)
