@@ -118,6 +118,7 @@ class RBMGraph:
                 # a book in no series points at a last, always-off unit, so that gathers need no mask
                 self.series_index = tf.constant(np.where(series >= 0, series, self.n_series).astype(np.int32))
                 self.books_in_series = tf.constant(np.flatnonzero(series >= 0).astype(np.int32))  # ascending
+                self.entry_series = tf.gather(self.series_index, self.columns)  # each fed entry's book's series
                 self.series_weights = tf1.Variable(np.asarray(series_weights, np.float32), name="series_weights")
                 self.series_bias = tf1.Variable(np.asarray(series_bias, np.float32), name="series_bias")
                 params += [self.series_weights, self.series_bias]
@@ -178,7 +179,7 @@ class RBMGraph:
             if self.n_series:
                 # each book's weight to its own series' unit: v_i g_s(i) in the data less the model
                 data_series = tf.gather_nd(
-                    self._padded(g0_mean), tf.stack([self.rows, tf.gather(self.series_index, self.columns)], axis=1)
+                    self._padded(g0_mean), tf.stack([self.rows, self.entry_series], axis=1)
                 )
                 data_series = tf.math.unsorted_segment_sum(self.values * data_series, self.columns, n_visible)
                 model_series = tf.reduce_sum(v_model * self._per_book(g_mean), axis=1)
@@ -246,7 +247,7 @@ class RBMGraph:
     def _mean_series_of_batch(self):
         """p(g|v) of the series units for the fed batch, from its entries, (batch, n_series)."""
         width = self.n_series + 1
-        where = self.rows * width + tf.gather(self.series_index, self.columns)
+        where = self.rows * width + self.entry_series
         totals = tf.math.unsorted_segment_sum(
             self.values * tf.gather(self.series_weights, self.columns), where, self.batch_size * width
         )

@@ -104,7 +104,7 @@ class Model:
         top_down = self.settings.get("hidden_keep", 1.0) * hidden
         # the series units at full strength even when trained with dropout (series_keep):
         # scaled by it, the RBM lost 0.025 on the tuning readers at 80% (README)
-        push = 0.0 if series is None else rbm.series_push(series, self.series_units)
+        push = rbm.series_push(series, self.series_units)
         if visible.shape[0] == 1:
             return hidden, series, self.visible_means(top_down, push)
         return hidden, series, rbm.mean_visibles(top_down, self.weights, self.visible_bias, push)
@@ -118,7 +118,8 @@ class Model:
         weight × their mean, in the same product as always."""
         if self.visible_mean is None or "mean_books" not in self.settings:
             return None
-        visible = sp.csr_matrix(visible)
+        if not (sp.issparse(visible) and visible.format == "csr"):
+            visible = sp.csr_matrix(visible)
         weight = unlisted_weight(np.diff(visible.indptr), self.settings["mean_books"]).astype(np.float32)
         listed = visible.data - np.repeat(weight, np.diff(visible.indptr)) * self.visible_mean[visible.indices]
         return sp.csr_matrix((listed, visible.indices, visible.indptr), shape=visible.shape), weight
@@ -134,19 +135,14 @@ class Model:
         return self._series(visible, self._unlisted(visible))
 
     def _hidden(self, visible, unlisted):
-        if unlisted is None:
-            return rbm.mean_hiddens(visible, self.weights, self.hidden_bias)
-        adjusted, weight = unlisted
-        activations = rbm.hidden_activations(adjusted, self.weights, self.hidden_bias)
-        return rbm.sigmoid(activations + weight[:, None] * self.mean_input)
+        activations = functools.partial(rbm.hidden_activations, weights=self.weights, hidden_bias=self.hidden_bias)
+        return _with_unlisted(activations, visible, unlisted, lambda: self.mean_input)
 
     def _series(self, visible, unlisted):
         if self.series is None:
             return None
-        if unlisted is None:
-            return rbm.sigmoid(rbm.series_activations(visible, self.series_units))
-        adjusted, weight = unlisted
-        return rbm.sigmoid(rbm.series_activations(adjusted, self.series_units) + weight[:, None] * self.mean_series_input)
+        activations = functools.partial(rbm.series_activations, series_units=self.series_units)
+        return _with_unlisted(activations, visible, unlisted, lambda: self.mean_series_input)
 
     @functools.cached_property
     def mean_input(self):
@@ -167,6 +163,16 @@ class Model:
         if getattr(self, "_weights_t", None) is None:
             self._weights_t = np.ascontiguousarray(self.weights.T)
         return rbm.sigmoid(hidden @ self._weights_t + self.visible_bias + push)
+
+
+def _with_unlisted(activations, visible, unlisted, mean_input):
+    """sigmoid of a kind of hidden unit's ``activations`` (a function of the visible rows),
+    with the books each reader did not list at ``Model._unlisted``'s weight of
+    ``mean_input()`` (what the fit readers' mean gives those units), when there is one."""
+    if unlisted is None:
+        return rbm.sigmoid(activations(visible))
+    adjusted, weight = unlisted
+    return rbm.sigmoid(activations(adjusted) + weight[:, None] * mean_input())
 
 
 def to_visible(user_items, kind):

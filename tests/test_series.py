@@ -1,5 +1,6 @@
 """The series units: found from titles, trained by the same CD step, scored and explained."""
 import dataclasses
+import functools
 import itertools
 
 import numpy as np
@@ -185,6 +186,7 @@ def test_volumes_read_lift_the_rest_of_their_series(quick_model, sample):
     assert all(set(columns) == set(read) for columns in explained)
 
 
+@functools.cache  # deterministic, and asked for twice with series_keep=1
 def train_on_built_series(series_keep):
     """Scores of a reader of one book of series A and of one of series B, with and without
     the series units, after CD on 300 readers: series A's two books are always read
