@@ -51,10 +51,17 @@ def main(argv=None):
     print(f"serving {service.data.n_books} books on http://{args.host}:{args.port}/ (API schema at /docs)", flush=True)
     if args.workers > 1:
         os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"] = os.path.abspath(args.model), os.path.abspath(args.data)
+        # The workers share one listening socket, and libuv (uvloop's) accepts every waiting
+        # connection at once: 16 clients connecting together went 11 to one worker and 5 to
+        # the other, whose readers then waited 59 and 24 ms. With this, each worker accepts
+        # one and yields, and they split evenly (bench/web_latency.py, README "Latency").
+        os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
         uvicorn.run("bookrbm.web:app_from_env", factory=True, workers=args.workers, host=args.host, port=args.port,
                     log_level="warning")
     else:
-        uvicorn.run(web.create_app(service), host=args.host, port=args.port, log_level="warning")
+        app = web.create_app(service)
+        web.freeze_loaded()
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

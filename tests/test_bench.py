@@ -95,3 +95,51 @@ def test_tune_rbm_rejects_a_setting_it_does_not_have(sample_file, only):
                           cwd=paths.ROOT, capture_output=True, text=True, check=False)
     assert done.returncode == 2 and "--only must be from 0 to " in done.stderr and only in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_web_latency_client_reads_answers_that_arrive_in_pieces():
+    import socket
+    import threading
+
+    import web_latency
+
+    answers = [b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello", b"HTTP/1.1 422 Unprocessable\r\nContent-Length: 2\r\n\r\nno"]
+    listener = socket.create_server(("127.0.0.1", 0))
+    received = []
+
+    def server():
+        connection, _ = listener.accept()
+        with connection:
+            for answer in answers:
+                received.append(connection.recv(65536))
+                for start in range(0, len(answer), 7):  # a few bytes at a time
+                    connection.sendall(answer[start : start + 7])
+            connection.recv(1)  # until the client closes
+
+    thread = threading.Thread(target=server)
+    thread.start()
+    connection = web_latency.Connection(listener.getsockname()[1])
+    request = web_latency.http_request(b'{"ratings": []}')
+    assert connection.exchange(request) == (200, b"hello")
+    assert connection.exchange(request) == (422, b"no")
+    connection.close()
+    thread.join(timeout=10)
+    listener.close()
+    assert received[0] == request and b"Content-Length: 15\r\n\r\n" in request
+
+
+def test_web_latency_smoke_run(sample_file, quick_model_file, tmp_path):
+    out = tmp_path / "web_latency.csv"
+    done = subprocess.run(
+        [sys.executable, "bench/web_latency.py", "--model", str(quick_model_file), "--data", str(sample_file),
+         "--clients", "3", "--requests", "12", "--workers", "1", "--out", str(out)],
+        cwd=paths.ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    values = dict(zip(*pd.read_csv(out)[["name", "value"]].T.values))
+    for prefix in ("", "stored_answer_"):
+        assert values[f"{prefix}requests"] == 12 and values[f"{prefix}one_client_requests"] == 12
+        assert values[f"{prefix}errors"] == 0 and values[f"{prefix}one_client_errors"] == 0
+        assert 0 < values[f"{prefix}p50"] <= values[f"{prefix}p99"] <= values[f"{prefix}max"]
+        assert values[f"{prefix}server_cpu"] > 0
+    assert "target ≤ 20 ms" in done.stdout and "the app with a stored answer" in done.stdout

@@ -179,12 +179,51 @@ def test_serve_refuses_bad_files_and_options_in_one_line(tmp_path, sample_file):
         assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
 
-def test_worker_processes_build_the_app_from_the_environment(monkeypatch, sample_file, quick_model_file):
+def test_worker_processes_build_the_app_from_the_environment(monkeypatch, sample_file, quick_model_file, sample):
+    import gc
+
     monkeypatch.setattr(web, "one_blas_thread", lambda: None)  # keep this process's BLAS as it is
     monkeypatch.setenv("BOOKRBM_MODEL", str(quick_model_file))
     monkeypatch.setenv("BOOKRBM_DATA", str(sample_file))
-    answer = TestClient(web.app_from_env()).post("/api/recommendations", json=rated([7])).json()
+    try:
+        app = web.app_from_env()
+        # what it loaded is out of the collector's full passes: at least each book's genre list
+        assert gc.get_freeze_count() >= sample.n_books
+    finally:
+        gc.unfreeze()  # this test process is no server: give its objects back
+    answer = TestClient(app).post("/api/recommendations", json=rated([7])).json()
     assert len(answer["recommendations"]) == 10
+
+
+def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monkeypatch, sample_file, quick_model_file):
+    import gc
+    import os
+    import socket
+
+    import uvicorn
+
+    import serve
+
+    seen = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.append(
+        (app, options.get("workers"), os.environ.get("UV_TCP_SINGLE_ACCEPT"), gc.get_freeze_count())))
+    monkeypatch.setattr(web, "one_blas_thread", lambda: None)
+    monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
+    with socket.socket() as probe:  # a port that serve.py's own check finds free
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    files = ["--model", str(quick_model_file), "--data", str(sample_file), "--port", str(port)]
+    try:
+        serve.main(files)
+        serve.main(files + ["--workers", "2"])
+    finally:
+        gc.unfreeze()
+        for name in ("UV_TCP_SINGLE_ACCEPT", "BOOKRBM_MODEL", "BOOKRBM_DATA"):
+            os.environ.pop(name, None)
+    (app, _, one_accept, frozen), (factory, workers, two_accept, _) = seen
+    assert not isinstance(app, str) and frozen > 0 and one_accept is None
+    # one worker process per core, each accepting one waiting connection at a time
+    assert factory == "bookrbm.web:app_from_env" and workers == 2 and two_accept == "1"
 
 
 def test_the_blas_limit_reaches_numpys_blas():
