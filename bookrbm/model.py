@@ -37,6 +37,22 @@ def unlisted_weight(n_listed, mean_books):
     return share * np.clip(1.0 - n_listed / mean_books, 0.0, 1.0)
 
 
+def listed_gain(n_listed, mean_books):
+    """How loud each book a reader listed is to the hidden units: 1 + 5 (1 - n / mean_books)³
+    for a reader who listed n, so about 6 for one who listed a few books, 3 at a fifth of
+    ``mean_books`` (the fit readers' mean), 1.5 at a half and 1 from ``mean_books`` on.
+
+    A few books a reader picks out stand for the many more they have read, mostly books
+    like them; at their face value they barely move hidden units that learned from lists of
+    about ``mean_books`` books, and what the RBM recommends stays close to what every
+    reader reads. Chosen on the tuning readers, each shown n of their books (README,
+    "Readers who list only a few books"): NDCG@10 0.417 → 0.502 at 3 books, 0.568 → 0.615
+    at 10, unchanged at 80%; with ``unlisted_weight`` as it was (half or twice it: no better).
+    """
+    n_listed = np.asarray(n_listed, dtype=np.float64)
+    return 1.0 + 5.0 * np.clip(1.0 - n_listed / mean_books, 0.0, 1.0) ** 3
+
+
 @dataclasses.dataclass
 class Model:
     """weights (n_books, n_hidden), visible_bias (n_books,), hidden_bias (n_hidden,), float32.
@@ -110,23 +126,26 @@ class Model:
         return hidden, series, rbm.mean_visibles(top_down, self.weights, self.visible_bias, push)
 
     def _unlisted(self, visible):
-        """(visible vectors with each listed book at its value less weight × its mean, weight
-        per row), or None for a model without the fit readers' mean.
+        """(visible vectors with each listed book at ``listed_gain`` × its value less weight ×
+        its mean, weight per row), or None for a model without the fit readers' mean.
 
         weight × Σ over the unlisted books of mean × W is the mean input of all books less
-        weight × that of the listed ones, so the listed books enter once, at their value less
-        weight × their mean, in the same product as always."""
+        weight × that of the listed ones, so the listed books enter once, at their value
+        (made louder) less weight × their mean, in the same product as always."""
         if self.visible_mean is None or "mean_books" not in self.settings:
             return None
         if not (sp.issparse(visible) and visible.format == "csr"):
             visible = sp.csr_matrix(visible)
-        weight = unlisted_weight(np.diff(visible.indptr), self.settings["mean_books"]).astype(np.float32)
-        listed = visible.data - np.repeat(weight, np.diff(visible.indptr)) * self.visible_mean[visible.indices]
+        counts = np.diff(visible.indptr)
+        weight = unlisted_weight(counts, self.settings["mean_books"]).astype(np.float32)
+        gain = listed_gain(counts, self.settings["mean_books"]).astype(np.float32)
+        listed = np.repeat(gain, counts) * visible.data - np.repeat(weight, counts) * self.visible_mean[visible.indices]
         return sp.csr_matrix((listed, visible.indices, visible.indptr), shape=visible.shape), weight
 
     def hidden_probabilities(self, visible):
-        """p(h|v) of rows of visible vectors, the books each reader did not list counted at
-        ``unlisted_weight`` of their mean (see there); (n_users, n_hidden)."""
+        """p(h|v) of rows of visible vectors, the books each reader listed counted at
+        ``listed_gain`` times their value and those they did not at ``unlisted_weight`` of
+        their mean (see there); (n_users, n_hidden)."""
         return self._hidden(visible, self._unlisted(visible))
 
     def series_probabilities(self, visible):

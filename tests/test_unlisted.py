@@ -1,4 +1,5 @@
-"""Books a reader did not list: worth a share of the fit readers' mean to the hidden units."""
+"""Books a reader did not list: worth a share of the fit readers' mean to the hidden units;
+and the few a reader did list made louder (``listed_gain``)."""
 import dataclasses
 import os
 
@@ -8,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from bookrbm import model, paths, preprocessing, reader, train
-from bookrbm.model import Model, unlisted_weight
+from bookrbm.model import Model, listed_gain, unlisted_weight
 from bookrbm.rbm import sigmoid
 from bookrbm.recommend import recommend
 
@@ -19,6 +20,13 @@ def test_unlisted_weight_falls_with_the_books_listed_and_ends_at_the_mean():
     assert weights[4] == pytest.approx(0.25 * 0.96)  # 2 to 6 books: at most a quarter
     assert weights[9] == pytest.approx(0.22 * 0.91)  # then 0.66 / √n
     assert np.all(np.diff(weights[1:100]) < 0) and np.all(weights[100:] == 0)
+
+
+def test_listed_gain_falls_from_six_to_one_at_the_mean():
+    gains = listed_gain(np.arange(0, 120), mean_books=100.0)
+    assert gains[0] == 6.0 and gains[3] == pytest.approx(1 + 5 * 0.97**3)
+    assert gains[20] == pytest.approx(1 + 5 * 0.8**3) and gains[50] == pytest.approx(1.625)
+    assert np.all(np.diff(gains[:101]) < 0) and np.all(gains[100:] == 1.0)
 
 
 def toy_model(rng):
@@ -35,8 +43,10 @@ def test_unlisted_books_enter_the_hidden_units_at_their_weighted_mean():
     expected = []
     for row in rows.toarray():  # by hand: every book not listed adds weight × mean × its row of W
         weight = unlisted_weight(np.count_nonzero(row), 4.0)
+        gain = listed_gain(np.count_nonzero(row), 4.0)
         unlisted = [i for i in range(7) if row[i] == 0]
-        activation = toy.hidden_bias + row @ toy.weights + weight * sum(toy.visible_mean[i] * toy.weights[i] for i in unlisted)
+        activation = (toy.hidden_bias + gain * row @ toy.weights
+                      + weight * sum(toy.visible_mean[i] * toy.weights[i] for i in unlisted))
         expected.append(sigmoid(activation))
     assert np.allclose(toy.hidden_probabilities(rows), expected, atol=1e-6)
     for i in range(2):  # one reader at a time takes another path
@@ -90,3 +100,29 @@ def test_a_reader_of_three_books_is_not_taken_for_a_reader_of_almost_nothing(two
     # the same weights reading "these three and nothing else": the other readers' books
     as_complete = recommend(dataclasses.replace(trained, visible_mean=None), data, three, n=5, source="all")
     assert np.all(data.book_ids[as_complete.columns] > 40)
+
+
+def test_a_reader_of_three_books_hears_them_over_what_every_reader_reads(tmp_path, monkeypatch):
+    # 600 readers: each of books 1-10 read by 60% of them; then half read 15 of books 11-40,
+    # half 15 of books 41-70
+    pd.read_csv(os.path.join(paths.BUNDLED_DATA, "books.csv"), nrows=70).to_csv(tmp_path / "books.csv", index=False)
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(1, 601):
+        rows += [(user, book, 4) for book in range(1, 11) if rng.random() < 0.6]
+        first = 11 if user <= 300 else 41
+        rows += [(user, book, 4) for book in rng.choice(np.arange(first, first + 30), 15, replace=False)]
+    pd.DataFrame(rows, columns=["user_id", "book_id", "rating"]).to_csv(tmp_path / "ratings.csv", index=False)
+    pd.DataFrame({"user_id": [1], "book_id": [41]}).to_csv(tmp_path / "to_read.csv", index=False)
+    data = preprocessing.build(str(tmp_path), log=lambda m: None)
+    trained = train.train(data, hidden=16, epochs=60, eval_every=0, patience=0, seed=0, progress=False, log=lambda m: None)
+    three = reader.Reader(name="three books", rated=np.sort(data.find_columns([11, 12, 13])[0]), ratings=np.array([5, 5, 5]))
+    assert listed_gain(3, trained.settings["mean_books"]) > 4  # about 21 books a fit reader
+
+    def liked(found):  # how many of the five are books like theirs
+        return int(np.sum((data.book_ids[found.columns] >= 11) & (data.book_ids[found.columns] <= 40)))
+
+    assert liked(recommend(trained, data, three, n=5, source="all")) >= 2
+    # at face value, the three books leave only what every reader reads
+    monkeypatch.setattr(model, "listed_gain", lambda n_listed, mean_books: np.ones(np.shape(n_listed)))
+    assert liked(recommend(trained, data, three, n=5, source="all")) == 0
