@@ -1,10 +1,11 @@
 """Why a book was recommended: which of the reader's rated books pushed its score up most.
 
 A book's score is sigmoid(b_i + keep · Σ_j W_ij h_j) with h = sigmoid(v W + c + the books
-the reader did not list, see ``Model.hidden_probabilities``). How much
-read book k raises book i's activation is, to first order, v_k times the derivative
-keep · Σ_j W_ij h_j (1 - h_j) W_kj: two books push each other up when their rows of the
-weight matrix agree on the hidden units this reader switches on. Two books of one series
+the reader did not list, see ``Model.hidden_probabilities``). How much read book k raises
+book i's activation is, to first order, v_k times the derivative keep · Σ_j W_ij h_j
+(1 - h_j) W_kj (and times the reader's ``listed_gain``, left out: it is the same for each
+of their books, so it changes no order): two books push each other up when their rows of
+the weight matrix agree on the hidden units this reader switches on. Two books of one series
 also push each other through their series unit g: u_i g (1 - g) u_k (``bookrbm.series``).
 """
 import numpy as np

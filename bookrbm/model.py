@@ -39,8 +39,8 @@ def unlisted_weight(n_listed, mean_books):
 
 def listed_gain(n_listed, mean_books):
     """How loud each book a reader listed is to the hidden units: 1 + 5 (1 - n / mean_books)³
-    for a reader who listed n, so about 6 for one who listed a few books, 3 at a fifth of
-    ``mean_books`` (the fit readers' mean), 1.5 at a half and 1 from ``mean_books`` on.
+    for a reader who listed n, so about 6 for one who listed a few books, 3.6 at a fifth of
+    ``mean_books`` (the fit readers' mean), 1.6 at a half and 1 from ``mean_books`` on.
 
     A few books a reader picks out stand for the many more they have read, mostly books
     like them; at their face value they barely move hidden units that learned from lists of
