@@ -105,9 +105,10 @@ class Connection:
         length = CONTENT_LENGTH.search(head)
         if length is None:
             raise ConnectionError("an answer without Content-Length")
-        while len(self.pending) < int(length.group(1)):
+        size = int(length.group(1))
+        while len(self.pending) < size:
             self._more()
-        body, self.pending = self.pending[: int(length.group(1))], self.pending[int(length.group(1)) :]
+        body, self.pending = self.pending[:size], self.pending[size:]
         return int(head.split(b" ", 2)[1]), body
 
     def close(self):
