@@ -166,7 +166,8 @@ def load(port, body, clients, total):
 
 def tree_cpu_seconds(pid):
     """CPU seconds used so far by process ``pid`` and its descendants (uvicorn's workers),
-    from Linux's /proc; None where there is no /proc."""
+    from Linux's /proc, in clock ticks (10 ms: a run of a few requests can read 0); None
+    where there is no /proc."""
     parents, used = {}, {}
     try:
         entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
