@@ -192,7 +192,8 @@ def tree_cpu_seconds(pid):
 def measure(command, port, body, clients, total, env=None):
     """Start the server ``command``, warm it up, then (latencies, errors, wall seconds, server
     CPU seconds or None) under ``clients`` concurrent clients and under one."""
-    server = subprocess.Popen(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # nothing reads its output: a pipe left full would stall a server that logs much
+    server = subprocess.Popen(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, **(env or {})})
     try:
         wait_until_up(port, server)

@@ -113,10 +113,10 @@ class Model:
 
     def fold_in_all(self, visible):
         """(p(h|v), p(g|v) of the series units or None, scores): ``fold_in`` with the series
-        units too, each reader's unlisted books worked out once for both kinds of unit."""
-        unlisted = self._unlisted(visible)
-        hidden = self._hidden(visible, unlisted)
-        series = self._series(visible, unlisted)
+        units too, each reader's list read as partial once for both kinds of unit."""
+        partial = self._partial_lists(visible)
+        hidden = self._hidden(visible, partial)
+        series = self._series(visible, partial)
         top_down = self.settings.get("hidden_keep", 1.0) * hidden
         # the series units at full strength even when trained with dropout (series_keep):
         # scaled by it, the RBM lost 0.025 on the tuning readers at 80% (README)
@@ -125,9 +125,10 @@ class Model:
             return hidden, series, self.visible_means(top_down, push)
         return hidden, series, rbm.mean_visibles(top_down, self.weights, self.visible_bias, push)
 
-    def _unlisted(self, visible):
-        """(visible vectors with each listed book at ``listed_gain`` × its value less weight ×
-        its mean, weight per row), or None for a model without the fit readers' mean.
+    def _partial_lists(self, visible):
+        """Rows read as partial lists: (visible vectors with each listed book at
+        ``listed_gain`` × its value less weight × its mean, the ``unlisted_weight`` per row),
+        or None for a model without the fit readers' mean.
 
         weight × Σ over the unlisted books of mean × W is the mean input of all books less
         weight × that of the listed ones, so the listed books enter once, at their value
@@ -146,22 +147,22 @@ class Model:
         """p(h|v) of rows of visible vectors, the books each reader listed counted at
         ``listed_gain`` times their value and those they did not at ``unlisted_weight`` of
         their mean (see there); (n_users, n_hidden)."""
-        return self._hidden(visible, self._unlisted(visible))
+        return self._hidden(visible, self._partial_lists(visible))
 
     def series_probabilities(self, visible):
         """p(g|v) of the series units, the unlisted books counted as for
         ``hidden_probabilities``; (n_users, n_series), or None without series units."""
-        return self._series(visible, self._unlisted(visible))
+        return self._series(visible, self._partial_lists(visible))
 
-    def _hidden(self, visible, unlisted):
+    def _hidden(self, visible, partial):
         activations = functools.partial(rbm.hidden_activations, weights=self.weights, hidden_bias=self.hidden_bias)
-        return _with_unlisted(activations, visible, unlisted, lambda: self.mean_input)
+        return _of_partial_lists(activations, visible, partial, lambda: self.mean_input)
 
-    def _series(self, visible, unlisted):
+    def _series(self, visible, partial):
         if self.series is None:
             return None
         activations = functools.partial(rbm.series_activations, series_units=self.series_units)
-        return _with_unlisted(activations, visible, unlisted, lambda: self.mean_series_input)
+        return _of_partial_lists(activations, visible, partial, lambda: self.mean_series_input)
 
     @functools.cached_property
     def mean_input(self):
@@ -184,13 +185,14 @@ class Model:
         return rbm.sigmoid(hidden @ self._weights_t + self.visible_bias + push)
 
 
-def _with_unlisted(activations, visible, unlisted, mean_input):
-    """sigmoid of a kind of hidden unit's ``activations`` (a function of the visible rows),
-    with the books each reader did not list at ``Model._unlisted``'s weight of
-    ``mean_input()`` (what the fit readers' mean gives those units), when there is one."""
-    if unlisted is None:
+def _of_partial_lists(activations, visible, partial, mean_input):
+    """sigmoid of a kind of hidden unit's ``activations`` (a function of the visible rows):
+    of the rows as ``Model._partial_lists`` reads them when it does (``partial``), the books
+    each reader did not list adding its weight of ``mean_input()`` (what the fit readers'
+    mean gives those units); of the rows as they are when it does not (None)."""
+    if partial is None:
         return rbm.sigmoid(activations(visible))
-    adjusted, weight = unlisted
+    adjusted, weight = partial
     return rbm.sigmoid(activations(adjusted) + weight[:, None] * mean_input())
 
 

@@ -77,24 +77,38 @@ def test_training_keeps_the_fit_readers_mean(quick_model, sample):
     assert quick_model.settings["mean_books"] == pytest.approx(fit.nnz / fit.shape[0])
 
 
-@pytest.fixture(scope="module")
-def two_kinds_of_readers(tmp_path_factory):
-    """300 readers of 20 of books 1-40 each, and 300 who read only 3 of books 41-60 each,
-    as goodbooks files written by the test."""
-    folder = tmp_path_factory.mktemp("two_kinds")
-    pd.read_csv(os.path.join(paths.BUNDLED_DATA, "books.csv"), nrows=60).to_csv(folder / "books.csv", index=False)
-    rng = np.random.default_rng(0)
-    rows = [(u, b, 4) for u in range(1, 301) for b in rng.choice(np.arange(1, 41), 20, replace=False)]
-    rows += [(u, b, 4) for u in range(301, 601) for b in rng.choice(np.arange(41, 61), 3, replace=False)]
+def built_readers(folder, n_books, rows):
+    """Goodbooks files written by the test: the first ``n_books`` books of the sample, the
+    ratings ``rows`` (user_id, book_id, rating), a one-row to-read list; preprocessed."""
+    pd.read_csv(os.path.join(paths.BUNDLED_DATA, "books.csv"), nrows=n_books).to_csv(folder / "books.csv", index=False)
     pd.DataFrame(rows, columns=["user_id", "book_id", "rating"]).to_csv(folder / "ratings.csv", index=False)
     pd.DataFrame({"user_id": [1], "book_id": [41]}).to_csv(folder / "to_read.csv", index=False)
     return preprocessing.build(str(folder), log=lambda m: None)
 
 
+def small_rbm(data):
+    return train.train(data, hidden=16, epochs=60, eval_every=0, patience=0, seed=0, progress=False, log=lambda m: None)
+
+
+def reader_of(data, book_ids):
+    """A reader who rated ``book_ids`` 5 stars each."""
+    return reader.Reader(name=f"{len(book_ids)} books", rated=np.sort(data.find_columns(book_ids)[0]),
+                         ratings=np.full(len(book_ids), 5))
+
+
+@pytest.fixture(scope="module")
+def two_kinds_of_readers(tmp_path_factory):
+    """300 readers of 20 of books 1-40 each, and 300 who read only 3 of books 41-60 each."""
+    rng = np.random.default_rng(0)
+    rows = [(u, b, 4) for u in range(1, 301) for b in rng.choice(np.arange(1, 41), 20, replace=False)]
+    rows += [(u, b, 4) for u in range(301, 601) for b in rng.choice(np.arange(41, 61), 3, replace=False)]
+    return built_readers(tmp_path_factory.mktemp("two_kinds"), 60, rows)
+
+
 def test_a_reader_of_three_books_is_not_taken_for_a_reader_of_almost_nothing(two_kinds_of_readers):
     data = two_kinds_of_readers
-    trained = train.train(data, hidden=16, epochs=60, eval_every=0, patience=0, seed=0, progress=False, log=lambda m: None)
-    three = reader.Reader(name="three books", rated=np.sort(data.find_columns([1, 2, 3])[0]), ratings=np.array([5, 5, 5]))
+    trained = small_rbm(data)
+    three = reader_of(data, [1, 2, 3])
     found = recommend(trained, data, three, n=5, source="all")
     assert np.all(data.book_ids[found.columns] <= 40)  # more of what they read
     # the same weights reading "these three and nothing else": the other readers' books
@@ -105,18 +119,15 @@ def test_a_reader_of_three_books_is_not_taken_for_a_reader_of_almost_nothing(two
 def test_a_reader_of_three_books_hears_them_over_what_every_reader_reads(tmp_path, monkeypatch):
     # 600 readers: each of books 1-10 read by 60% of them; then half read 15 of books 11-40,
     # half 15 of books 41-70
-    pd.read_csv(os.path.join(paths.BUNDLED_DATA, "books.csv"), nrows=70).to_csv(tmp_path / "books.csv", index=False)
     rng = np.random.default_rng(0)
     rows = []
     for user in range(1, 601):
         rows += [(user, book, 4) for book in range(1, 11) if rng.random() < 0.6]
         first = 11 if user <= 300 else 41
         rows += [(user, book, 4) for book in rng.choice(np.arange(first, first + 30), 15, replace=False)]
-    pd.DataFrame(rows, columns=["user_id", "book_id", "rating"]).to_csv(tmp_path / "ratings.csv", index=False)
-    pd.DataFrame({"user_id": [1], "book_id": [41]}).to_csv(tmp_path / "to_read.csv", index=False)
-    data = preprocessing.build(str(tmp_path), log=lambda m: None)
-    trained = train.train(data, hidden=16, epochs=60, eval_every=0, patience=0, seed=0, progress=False, log=lambda m: None)
-    three = reader.Reader(name="three books", rated=np.sort(data.find_columns([11, 12, 13])[0]), ratings=np.array([5, 5, 5]))
+    data = built_readers(tmp_path, 70, rows)
+    trained = small_rbm(data)
+    three = reader_of(data, [11, 12, 13])
     assert listed_gain(3, trained.settings["mean_books"]) > 4  # about 21 books a fit reader
 
     def liked(found):  # how many of the five are books like theirs
