@@ -39,9 +39,25 @@ def because(model, visible, recommended, read, top=3, hidden=None, series=None):
     contribution, largest first (``hidden`` and ``series`` as for ``contributions``)."""
     if len(read) == 0:
         return [np.zeros(0, np.int64) for _ in recommended]
-    read = np.sort(read)  # so that the stable sort below breaks ties by the lower column
+    read = np.sort(read)  # so that ties go to the lower column
     push = contributions(model, visible, recommended, read, hidden, series)
-    order = np.argsort(-push, axis=1, kind="stable")[:, :top]
+    order, largest = _largest(push, top)
     chosen = read[order]
-    positive = np.take_along_axis(push, order, axis=1) > 0
-    return [columns[keep] for columns, keep in zip(chosen, positive)]
+    return [columns[keep] for columns, keep in zip(chosen, largest > 0)]
+
+
+def _largest(values, top):
+    """(positions, values) of each row's ``top`` largest values, largest first, ties to the
+    lower position: what a stable sort of -values would put first.
+
+    By ``top`` rounds of argmax (which returns the first of equal values), each setting its
+    pick to -inf: a few microseconds, where sorting a 10 × 100 matrix took 30."""
+    values = np.array(values, dtype=np.float64)
+    rows = np.arange(values.shape[0])
+    positions, found = [], []
+    for _ in range(min(top, values.shape[1])):
+        best = values.argmax(axis=1)
+        positions.append(best)
+        found.append(values[rows, best])
+        values[rows, best] = -np.inf
+    return np.stack(positions, axis=1), np.stack(found, axis=1)

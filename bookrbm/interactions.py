@@ -3,6 +3,7 @@
 Saved as one ``.npz`` file (NumPy arrays only, no pickles), so it loads without pandas
 or TensorFlow.
 """
+import copy
 import dataclasses
 
 import numpy as np
@@ -96,8 +97,21 @@ def _positions(ids, values):
 
 def binary(user_items):
     """A CSR copy with 1 where a book was rated, whatever the rating."""
-    out = sp.csr_matrix(user_items, dtype=np.float32, copy=True)
-    out.data[:] = 1.0
+    if not (sp.issparse(user_items) and user_items.format == "csr"):
+        user_items = sp.csr_matrix(user_items)
+    out = with_values(user_items, np.ones(user_items.nnz, np.float32))
+    out.indices, out.indptr = out.indices.copy(), out.indptr.copy()
+    return out
+
+
+def with_values(rows, values):
+    """CSR ``rows`` with ``values`` for its stored entries: the same books, the index arrays
+    shared (so never to be sorted or pruned in place).
+
+    A shallow copy, where a new ``csr_matrix`` checks and converts its index arrays: 20-40
+    µs, which is most of a one-reader step (a recommendation makes three)."""
+    out = copy.copy(rows)
+    out.data = values
     return out
 
 

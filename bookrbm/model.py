@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from . import npzfile, rbm
 from .errors import InputError
-from .interactions import binary
+from .interactions import binary, with_values
 from .paths import shown
 
 FORMAT = "bookrbm-model-2"
@@ -141,7 +141,7 @@ class Model:
         weight = unlisted_weight(counts, self.settings["mean_books"]).astype(np.float32)
         gain = listed_gain(counts, self.settings["mean_books"]).astype(np.float32)
         listed = np.repeat(gain, counts) * visible.data - np.repeat(weight, counts) * self.visible_mean[visible.indices]
-        return sp.csr_matrix((listed, visible.indices, visible.indptr), shape=visible.shape), weight
+        return with_values(visible, listed), weight
 
     def hidden_probabilities(self, visible):
         """p(h|v) of rows of visible vectors, the books each reader listed counted at

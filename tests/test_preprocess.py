@@ -213,3 +213,19 @@ def test_process_exit_has_no_traceback(tiny_dir, tmp_path):
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert done.stderr.strip() == f"error: {tiny_dir / 'ratings.csv'}: line 2: rating 9 is not from 1 to 5 (1 such row)"
+
+
+def test_binary_is_a_copy_with_ones_and_with_values_shares_the_books(sample):
+    from bookrbm.interactions import binary, with_values
+
+    rows = sample.ratings[:30]
+    ones = binary(rows)
+    assert ones.dtype == np.float32 and (ones.data == 1).all()
+    assert (ones.indices == rows.indices).all() and (ones.indptr == rows.indptr).all()
+    assert not np.shares_memory(ones.indices, rows.indices)  # a copy: sorting one leaves the other
+    assert (binary(rows.toarray()) != ones).nnz == 0  # dense input too
+
+    doubled = with_values(rows, rows.data * 2)
+    assert doubled.indices is rows.indices and doubled.shape == rows.shape
+    assert np.allclose(doubled.toarray(), 2 * rows.toarray())
+    assert np.allclose(rows.data * 5, np.rint(rows.data * 5))  # the original keeps its ratings

@@ -313,6 +313,19 @@ def test_because_ranks_each_recommendation_by_its_largest_pushes_ties_to_the_low
     assert explain.because(toy, both, [2], [1, 0], top=1)[0].tolist() == [0]
 
 
+def test_largest_picks_what_a_stable_sort_puts_first():
+    from bookrbm.explain import _largest
+
+    rng = np.random.default_rng(3)
+    values = rng.integers(-3, 4, size=(40, 9)).astype(np.float32)  # many ties, some rows all ≤ 0
+    for top in (1, 3, 9, 12):
+        positions, found = _largest(values, top)
+        expected = np.argsort(-values, axis=1, kind="stable")[:, :top]
+        assert positions.tolist() == expected.tolist()
+        assert found.tolist() == np.take_along_axis(values, expected, axis=1).tolist()
+    assert values.min() == -3  # the input is left as it was
+
+
 def test_bundled_example_export(sample):
     from bookrbm import paths
 
