@@ -64,9 +64,10 @@ def series_push(g, series_units):
         return 0.0
     series, weights, _ = series_units
     g = np.asarray(g)
-    # a book in no series (-1) picks the last column, the zeros
+    # a book in no series (-1) picks the last column, the zeros; take is twice as fast as
+    # indexing with an array here
     padded = np.concatenate([g, np.zeros((g.shape[0], 1), g.dtype)], axis=1)
-    return padded[:, series] * weights
+    return np.take(padded, series, axis=1) * weights
 
 
 def mean_visibles(h, weights, visible_bias, push=0.0):

@@ -54,7 +54,10 @@ class Reader:
     def read(self):
         """Every book the reader has read, rated or not (worked out once: a reader is not
         changed once made)."""
-        return np.union1d(self.rated, self.unrated)
+        both = np.concatenate([self.rated, self.unrated])
+        if (both[1:] > both[:-1]).all():  # already sorted and distinct, as a user's row is
+            return both
+        return np.unique(both)
 
     def visible(self, n_books, mean_rating=4.0):
         """CSR (1, n_books) of rating / 5; unrated reads take the reader's mean rating
