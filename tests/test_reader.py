@@ -347,3 +347,9 @@ def test_a_file_with_no_known_book_says_so(sample_file, quick_model_file, tmp_pa
     err = expect_exit_2(["--goodreads", str(path), "--data", str(sample_file), "--model", str(quick_model_file),
                          "--results", str(tmp_path), "--plots", str(tmp_path)], capsys)
     assert err.strip().endswith("strangers.csv: none of its 1 matched rows is a read book, so there is nothing to recommend from")
+
+
+def test_read_is_every_read_book_once_in_order():
+    assert reader.Reader("a", rated=np.array([7, 2]), ratings=np.array([4, 5]), unrated=np.array([2, 9])).read.tolist() == [2, 7, 9]
+    assert reader.Reader("b", rated=np.array([2, 7]), ratings=np.array([4, 5])).read.tolist() == [2, 7]
+    assert reader.Reader("c", rated=np.array([2, 7]), ratings=np.array([4, 5]), unrated=np.array([1])).read.tolist() == [1, 2, 7]
