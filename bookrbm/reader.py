@@ -62,7 +62,7 @@ class Reader:
     def visible(self, n_books, mean_rating=4.0):
         """CSR (1, n_books) of rating / 5; unrated reads take the reader's mean rating
         (``mean_rating`` if they rated nothing)."""
-        columns, values = self.rated, self.ratings
+        columns, values = np.asarray(self.rated), np.asarray(self.ratings)
         if len(self.unrated):
             fill = self.ratings.mean() if len(self.ratings) else mean_rating
             columns = np.concatenate([self.rated, self.unrated])

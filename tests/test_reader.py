@@ -353,3 +353,10 @@ def test_read_is_every_read_book_once_in_order():
     assert reader.Reader("a", rated=np.array([7, 2]), ratings=np.array([4, 5]), unrated=np.array([2, 9])).read.tolist() == [2, 7, 9]
     assert reader.Reader("b", rated=np.array([2, 7]), ratings=np.array([4, 5])).read.tolist() == [2, 7]
     assert reader.Reader("c", rated=np.array([2, 7]), ratings=np.array([4, 5]), unrated=np.array([1])).read.tolist() == [1, 2, 7]
+
+
+def test_a_reader_made_of_lists_has_the_same_visible_vector():
+    as_arrays = reader.Reader("a", rated=np.array([7, 2]), ratings=np.array([4, 5])).visible(10)
+    as_lists = reader.Reader("a", rated=[7, 2], ratings=[4, 5]).visible(10)
+    assert as_lists.toarray().tolist() == as_arrays.toarray().tolist()
+    assert as_arrays.toarray()[0].tolist() == np.float32([0, 0, 1, 0, 0, 0, 0, 0.8, 0, 0]).tolist()
