@@ -67,3 +67,26 @@ def plot_comparison(rows, metrics, path, title):
     axes.legend(fontsize="small", ncol=min(len(rows), 3))
     figure.tight_layout()
     _save(figure, path)
+
+
+def plot_latency_by_load(rows, target, path):
+    """p50 and p99 against the number of concurrent clients, one colour per app (rows of
+    app, clients, p50_ms, p99_ms), with the ``target`` p99 as a line."""
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for i, app in enumerate(dict.fromkeys(row["app"] for row in rows)):
+        mine = [row for row in rows if row["app"] == app]
+        clients = [row["clients"] for row in mine]
+        axes.plot(clients, [row["p99_ms"] for row in mine], marker="o", color=f"C{i}", label=f"{app}: p99")
+        axes.plot(clients, [row["p50_ms"] for row in mine], marker="o", linestyle="--", color=f"C{i}", label=f"{app}: p50")
+    axes.axhline(target, color="grey", linestyle=":", label=f"target p99 ≤ {target} ms")
+    axes.set_xscale("log", base=2)
+    axes.set_yscale("log")  # from about a millisecond to hundreds
+    axes.set_xticks(sorted({row["clients"] for row in rows}))
+    axes.set_xticklabels([str(c) for c in sorted({row["clients"] for row in rows})])
+    axes.set_xlabel("concurrent clients, each sending its next request as soon as it has an answer")
+    axes.set_ylabel("latency (ms)")
+    axes.set_title("POST /api/recommendations: latency under load")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    _save(figure, path)

@@ -144,3 +144,32 @@ def test_web_latency_smoke_run(sample_file, quick_model_file, tmp_path):
         # /proc counts CPU time in 10 ms ticks: 60 requests of at least 0.3 ms each fill some
         assert values[f"{prefix}server_cpu"] > 0
     assert "target ≤ 20 ms" in done.stdout and "the app with a stored answer" in done.stdout
+
+
+def test_web_latency_sweep_measures_each_load_for_both_apps(sample_file, quick_model_file, tmp_path):
+    out = tmp_path / "sweep.csv"
+    done = subprocess.run(
+        [sys.executable, "bench/web_latency.py", "--model", str(quick_model_file), "--data", str(sample_file),
+         "--sweep", "1,3", "--requests", "20", "--workers", "1", "--sweep-out", str(out)],
+        cwd=paths.ROOT, capture_output=True, text=True, check=False, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    rows = pd.read_csv(out)
+    assert rows[["app", "clients"]].values.tolist() == [
+        ["recommendation", 1], ["recommendation", 3], ["stored answer", 1], ["stored answer", 3]
+    ]
+    assert (rows.requests == 20).all() and (rows.errors == 0).all()
+    assert (rows.p50_ms > 0).all() and (rows.p50_ms <= rows.p99_ms).all() and (rows.throughput > 0).all()
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "concurrent clients; wrote" in done.stdout
+
+
+@pytest.mark.parametrize("text", ["1,x", "0,4", ""])
+def test_web_latency_sweep_refuses_what_is_not_a_list_of_client_counts(text):
+    import argparse
+
+    import web_latency
+
+    with pytest.raises(argparse.ArgumentTypeError, match="clients|whole numbers"):
+        web_latency.client_counts(text)
+    assert web_latency.client_counts("1,4,16") == [1, 4, 16]
