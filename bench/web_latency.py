@@ -9,6 +9,10 @@ with one recommendation stored at start-up: the part of the latency that is Fast
 uvicorn, the request's checks and the load generator, not the model. Prints p50, p99,
 the errors and the server's CPU time per request, and writes results/web_latency.csv
 (name, value, unit).
+
+With --sweep 1,2,4,... it measures instead both apps under each of those numbers of
+clients (--requests at each) and writes results/web_latency_sweep.csv and a plot of p50
+and p99 against the clients beside it.
 """
 import argparse
 import http.client
@@ -309,7 +313,6 @@ def main(argv=None):
           f"(the app with a stored answer: {floor:g} ms); wrote {paths.shown(args.out)}")
 
 
-
 def sweep(args, body):
     """p50, p99, throughput and server CPU at each number of clients in ``args.sweep``, for
     the app and for the app with a stored answer; a CSV and a plot."""
@@ -321,13 +324,12 @@ def sweep(args, body):
     stored = measure(command, stored_port, body, loads, env=env)
     rows = []
     for app, results in (("recommendation", served), ("stored answer", stored)):
-        for clients, (latencies, errors, wall, cpu) in zip(args.sweep, results):
-            ms = np.array(latencies) * 1e3
+        for clients, result in zip(args.sweep, results):
+            found = {row["name"]: row["value"] for row in figures("", clients, *result)}
             rows.append({
-                "app": app, "clients": clients, "requests": len(latencies), "errors": errors,
-                "p50_ms": round(float(np.percentile(ms, 50)), 3), "p99_ms": round(float(np.percentile(ms, 99)), 3),
-                "throughput": round(len(latencies) / wall, 1),
-                "server_cpu_ms": None if cpu is None else round(cpu / len(latencies) * 1e3, 3),
+                "app": app, "clients": clients, "requests": found["requests"], "errors": found["errors"],
+                "p50_ms": found["p50"], "p99_ms": found["p99"], "throughput": found["throughput"],
+                "server_cpu_ms": found.get("server_cpu"),
             })
     write_csv(args.sweep_out, rows, list(rows[0]))
     picture = os.path.splitext(args.sweep_out)[0] + ".png"

@@ -1,4 +1,4 @@
-"""Learning curves as PNG files, written atomically."""
+"""The plots as PNG files, written atomically: learning curves, comparisons, latency by load."""
 import matplotlib
 
 matplotlib.use("Agg")
