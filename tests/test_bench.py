@@ -128,14 +128,20 @@ def test_web_latency_client_reads_answers_that_arrive_in_pieces():
     assert received[0] == request and b"Content-Length: 15\r\n\r\n" in request
 
 
-def test_web_latency_smoke_run(sample_file, quick_model_file, tmp_path):
-    out = tmp_path / "web_latency.csv"
+def run_web_latency(model_file, data_file, *options):
+    """bench/web_latency.py with one worker on the quick model, which must succeed."""
     done = subprocess.run(
-        [sys.executable, "bench/web_latency.py", "--model", str(quick_model_file), "--data", str(sample_file),
-         "--clients", "3", "--requests", "60", "--workers", "1", "--out", str(out)],
+        [sys.executable, "bench/web_latency.py", "--model", str(model_file), "--data", str(data_file),
+         "--workers", "1", *options],
         cwd=paths.ROOT, capture_output=True, text=True, check=False, timeout=300,
     )
     assert done.returncode == 0, done.stderr[-800:]
+    return done
+
+
+def test_web_latency_smoke_run(sample_file, quick_model_file, tmp_path):
+    out = tmp_path / "web_latency.csv"
+    done = run_web_latency(quick_model_file, sample_file, "--clients", "3", "--requests", "60", "--out", str(out))
     values = dict(zip(*pd.read_csv(out)[["name", "value"]].T.values))
     for prefix in ("", "stored_answer_"):
         assert values[f"{prefix}requests"] == 60 and values[f"{prefix}one_client_requests"] == 60
@@ -148,12 +154,7 @@ def test_web_latency_smoke_run(sample_file, quick_model_file, tmp_path):
 
 def test_web_latency_sweep_measures_each_load_for_both_apps(sample_file, quick_model_file, tmp_path):
     out = tmp_path / "sweep.csv"
-    done = subprocess.run(
-        [sys.executable, "bench/web_latency.py", "--model", str(quick_model_file), "--data", str(sample_file),
-         "--sweep", "1,3", "--requests", "20", "--workers", "1", "--sweep-out", str(out)],
-        cwd=paths.ROOT, capture_output=True, text=True, check=False, timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-800:]
+    done = run_web_latency(quick_model_file, sample_file, "--sweep", "1,3", "--requests", "20", "--sweep-out", str(out))
     rows = pd.read_csv(out)
     assert rows[["app", "clients"]].values.tolist() == [
         ["recommendation", 1], ["recommendation", 3], ["stored answer", 1], ["stored answer", 3]
