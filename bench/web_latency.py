@@ -234,19 +234,20 @@ def measure(command, port, body, loads, env=None):
     return results
 
 
-def serve_command(args, port):
-    return [sys.executable, "serve.py", "--port", str(port), "--model", args.model, "--data", args.data,
-            "--workers", str(args.workers)]
-
-
-def stored_answer_command(args, port):
-    """(command, environment) of the app with a stored answer."""
-    return (
+def measure_both(args, body, loads):
+    """``measure``'s results for ``loads`` from serve.py, then from the app with a stored answer."""
+    port = free_port()
+    served = measure([sys.executable, "serve.py", "--port", str(port), "--model", args.model, "--data", args.data,
+                      "--workers", str(args.workers)], port, body, loads)
+    port = free_port()
+    stored = measure(
         [sys.executable, "-m", "uvicorn", "web_latency:stored_answer_app", "--factory", "--app-dir", "bench",
          "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
-        {"BOOKRBM_MODEL": os.path.abspath(args.model), "BOOKRBM_DATA": os.path.abspath(args.data),
-         "BOOKRBM_RATINGS": str(args.ratings), "UV_TCP_SINGLE_ACCEPT": "1"},  # as serve.py has it
+        port, body, loads,
+        env={"BOOKRBM_MODEL": os.path.abspath(args.model), "BOOKRBM_DATA": os.path.abspath(args.data),
+             "BOOKRBM_RATINGS": str(args.ratings), "UV_TCP_SINGLE_ACCEPT": "1"},  # as serve.py has it
     )
+    return served, stored
 
 
 def stored_answer_app():
@@ -292,12 +293,7 @@ def main(argv=None):
     if args.sweep:
         return sweep(args, body)
     # the load, then the same requests one at a time
-    loads = [(args.clients, args.requests), (1, min(500, args.requests))]
-    port = free_port()
-    served = measure(serve_command(args, port), port, body, loads)
-    stored_port = free_port()
-    command, env = stored_answer_command(args, stored_port)
-    stored = measure(command, stored_port, body, loads, env=env)
+    served, stored = measure_both(args, body, [(args.clients, args.requests), (1, min(500, args.requests))])
     rows = [
         {"name": "workers", "value": args.workers, "unit": "processes"},
         {"name": "ratings_per_request", "value": n_ratings, "unit": "ratings"},
@@ -316,12 +312,7 @@ def main(argv=None):
 def sweep(args, body):
     """p50, p99, throughput and server CPU at each number of clients in ``args.sweep``, for
     the app and for the app with a stored answer; a CSV and a plot."""
-    loads = [(clients, args.requests) for clients in args.sweep]
-    port = free_port()
-    served = measure(serve_command(args, port), port, body, loads)
-    stored_port = free_port()
-    command, env = stored_answer_command(args, stored_port)
-    stored = measure(command, stored_port, body, loads, env=env)
+    served, stored = measure_both(args, body, [(clients, args.requests) for clients in args.sweep])
     rows = []
     for app, results in (("recommendation", served), ("stored answer", stored)):
         for clients, result in zip(args.sweep, results):

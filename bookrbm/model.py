@@ -34,7 +34,7 @@ def unlisted_weight(n_listed, mean_books):
     """
     n_listed = np.maximum(np.asarray(n_listed, dtype=np.float64), 1.0)
     share = np.where(n_listed < 2, 0.5, np.minimum(0.25, 0.66 / np.sqrt(n_listed)))
-    return share * np.clip(1.0 - n_listed / mean_books, 0.0, 1.0)
+    return share * _short_of(n_listed, mean_books)
 
 
 def listed_gain(n_listed, mean_books):
@@ -49,8 +49,13 @@ def listed_gain(n_listed, mean_books):
     "Readers who list only a few books"): NDCG@10 0.417 → 0.502 at 3 books, 0.568 → 0.615
     at 10, unchanged at 80%; with ``unlisted_weight`` as it was (half or twice it: no better).
     """
-    n_listed = np.asarray(n_listed, dtype=np.float64)
-    return 1.0 + 5.0 * np.clip(1.0 - n_listed / mean_books, 0.0, 1.0) ** 3
+    return 1.0 + 5.0 * _short_of(np.asarray(n_listed, dtype=np.float64), mean_books) ** 3
+
+
+def _short_of(n_listed, mean_books):
+    """How far short of ``mean_books`` a list of ``n_listed`` books falls: 1 - n / mean_books,
+    0 from the mean on; what both ``unlisted_weight`` and ``listed_gain`` scale with."""
+    return np.clip(1.0 - n_listed / mean_books, 0.0, 1.0)
 
 
 @dataclasses.dataclass

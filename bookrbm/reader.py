@@ -64,9 +64,9 @@ class Reader:
         (``mean_rating`` if they rated nothing)."""
         columns, values = np.asarray(self.rated), np.asarray(self.ratings)
         if len(self.unrated):
-            fill = self.ratings.mean() if len(self.ratings) else mean_rating
-            columns = np.concatenate([self.rated, self.unrated])
-            values = np.concatenate([self.ratings, np.full(len(self.unrated), fill)])
+            fill = values.mean() if len(values) else mean_rating
+            columns = np.concatenate([columns, self.unrated])
+            values = np.concatenate([values, np.full(len(self.unrated), fill)])
         values = values / 5.0
         order = np.argsort(columns)
         # int32, as SciPy keeps them: given int64 it checks and converts them (half the cost)

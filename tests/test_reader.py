@@ -360,3 +360,8 @@ def test_a_reader_made_of_lists_has_the_same_visible_vector():
     as_lists = reader.Reader("a", rated=[7, 2], ratings=[4, 5]).visible(10)
     assert as_lists.toarray().tolist() == as_arrays.toarray().tolist()
     assert as_arrays.toarray()[0].tolist() == np.float32([0, 0, 1, 0, 0, 0, 0, 0.8, 0, 0]).tolist()
+
+
+def test_a_reader_of_lists_with_unrated_books_fills_them_with_its_mean_rating():
+    as_lists = reader.Reader("a", rated=[7, 2], ratings=[4, 5], unrated=[3]).visible(10)
+    assert as_lists.toarray()[0].tolist() == np.float32([0, 0, 1, 0.9, 0, 0, 0, 0.8, 0, 0]).tolist()
