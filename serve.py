@@ -50,6 +50,9 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     print(f"serving {service.data.n_books} books on http://{args.host}:{args.port}/ (API schema at /docs)", flush=True)
     if args.workers > 1:
+        # each worker loads its own copy; this one only proved the files good, and the parent,
+        # which just supervises the workers, kept it for nothing (162 → 78 MB on the sample)
+        del service
         os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"] = os.path.abspath(args.model), os.path.abspath(args.data)
         # The workers share one listening socket, and libuv (uvloop's) accepts every waiting
         # connection at once: 16 clients connecting together went 11 to one worker and 5 to

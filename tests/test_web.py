@@ -199,14 +199,24 @@ def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monke
     import gc
     import os
     import socket
+    import weakref
 
     import uvicorn
 
     import serve
 
-    seen = []
+    seen, loaded = [], []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.append(
-        (app, options.get("workers"), os.environ.get("UV_TCP_SINGLE_ACCEPT"), gc.get_freeze_count())))
+        (app, options.get("workers"), os.environ.get("UV_TCP_SINGLE_ACCEPT"), gc.get_freeze_count(),
+         loaded[-1]() is not None)))
+    from_files = web.Service.from_files
+
+    def watched(*files):
+        service = from_files(*files)
+        loaded.append(weakref.ref(service))
+        return service
+
+    monkeypatch.setattr(web.Service, "from_files", watched)
     monkeypatch.setattr(web, "one_blas_thread", lambda: None)
     monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
     with socket.socket() as probe:  # a port that serve.py's own check finds free
@@ -220,10 +230,11 @@ def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monke
         gc.unfreeze()
         for name in ("UV_TCP_SINGLE_ACCEPT", "BOOKRBM_MODEL", "BOOKRBM_DATA"):
             os.environ.pop(name, None)
-    (app, _, one_accept, frozen), (factory, workers, two_accept, _) = seen
-    assert not isinstance(app, str) and frozen > 0 and one_accept is None
-    # one worker process per core, each accepting one waiting connection at a time
-    assert factory == "bookrbm.web:app_from_env" and workers == 2 and two_accept == "1"
+    (app, _, one_accept, frozen, served), (factory, workers, two_accept, _, kept) = seen
+    assert not isinstance(app, str) and frozen > 0 and one_accept is None and served
+    # one worker process per core, each accepting one waiting connection at a time; each
+    # loads its own model, so the parent lets go of the one it checked the files with
+    assert factory == "bookrbm.web:app_from_env" and workers == 2 and two_accept == "1" and not kept
 
 
 def test_the_blas_limit_reaches_numpys_blas():
