@@ -256,14 +256,13 @@ def stored_answer_app():
     checks and the load generator cost without the model (uvicorn's factory, for --workers)."""
     from bookrbm import web
 
-    service = web.Service.from_files(os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"])
-    body, _ = request_body(os.environ["BOOKRBM_DATA"], int(os.environ["BOOKRBM_RATINGS"]))
-    request = web.RecommendationRequest.model_validate_json(body)
-    answer = service.recommend(service.reader_of(request), request.top, request.source)
-    service.recommend = lambda who, top=10, source=None: answer
-    app = web.create_app(service)
-    web.freeze_loaded()
-    return app
+    def store_answer(service):
+        body, _ = request_body(os.environ["BOOKRBM_DATA"], int(os.environ["BOOKRBM_RATINGS"]))
+        request = web.RecommendationRequest.model_validate_json(body)
+        answer = service.recommend(service.reader_of(request), request.top, request.source)
+        service.recommend = lambda who, top=10, source=None: answer
+
+    return web.app_from_env(prepare=store_answer)
 
 
 def figures(label, clients, latencies, errors, wall, cpu):

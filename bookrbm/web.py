@@ -203,12 +203,18 @@ def freeze_loaded():
     gc.freeze()
 
 
-def app_from_env():
+def app_from_env(prepare=None):
     """The app for uvicorn's worker processes: model and data paths from the environment, as
     serve.py sets them; BLAS kept to one thread, as each worker is one of several; what it
-    loaded kept out of the garbage collector's full passes (``freeze_loaded``)."""
+    loaded kept out of the garbage collector's full passes (``freeze_loaded``).
+
+    prepare : called with the loaded ``Service`` before the app is made (the latency bench
+        swaps its recommendation there)."""
     one_blas_thread()
-    app = create_app(Service.from_files(os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"]))
+    service = Service.from_files(os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"])
+    if prepare is not None:
+        prepare(service)
+    app = create_app(service)
     freeze_loaded()
     return app
 
