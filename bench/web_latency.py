@@ -150,12 +150,13 @@ def http_request(body):
 
 
 def load(port, body, clients, total):
-    """Latencies in seconds and the number of errors, from ``clients`` threads sharing ``total``."""
-    latencies, errors, lock = [], [0], threading.Lock()
+    """Each client's latencies in seconds (a list per client), the number of errors and the
+    wall time, from ``clients`` threads sharing ``total`` requests."""
+    latencies, errors, lock = [[] for _ in range(clients)], [0], threading.Lock()
     remaining = [total]
     request = http_request(body)
 
-    def client():
+    def client(mine):
         connection = None
         while True:
             with lock:
@@ -172,14 +173,13 @@ def load(port, body, clients, total):
                 if connection is not None:
                     connection.close()
                 connection = None
-            elapsed = time.perf_counter() - start
+            mine.append(time.perf_counter() - start)
             with lock:
-                latencies.append(elapsed)
                 errors[0] += not ok
         if connection is not None:
             connection.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
+    threads = [threading.Thread(target=client, args=(mine,)) for mine in latencies]
     start = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -266,19 +266,26 @@ def stored_answer_app():
 
 
 def figures(label, clients, latencies, errors, wall, cpu):
-    ms = np.array(latencies) * 1e3
+    """Rows of the CSV from one load's results (``load``'s, and the server's CPU seconds)."""
+    ms = np.concatenate([np.array(mine) for mine in latencies]) * 1e3
     rows = [
         {"name": f"{label}clients", "value": clients, "unit": "clients"},
-        {"name": f"{label}requests", "value": len(latencies), "unit": "requests"},
+        {"name": f"{label}requests", "value": len(ms), "unit": "requests"},
         {"name": f"{label}errors", "value": errors, "unit": "requests"},
         {"name": f"{label}p50", "value": round(float(np.percentile(ms, 50)), 3), "unit": "ms"},
         {"name": f"{label}p99", "value": round(float(np.percentile(ms, 99)), 3), "unit": "ms"},
         {"name": f"{label}max", "value": round(float(ms.max()), 3), "unit": "ms"},
         {"name": f"{label}mean", "value": round(statistics.fmean(ms), 3), "unit": "ms"},
-        {"name": f"{label}throughput", "value": round(len(latencies) / wall, 1), "unit": "requests/s"},
+        {"name": f"{label}throughput", "value": round(len(ms) / wall, 1), "unit": "requests/s"},
     ]
+    if clients > 1:
+        # a client keeps its connection, so its worker: clients split unevenly between the
+        # workers wait unevenly, and the clients of the busier one make the p99
+        means = [statistics.fmean(mine) * 1e3 for mine in latencies if mine]
+        rows.append({"name": f"{label}fastest_client_mean", "value": round(min(means), 3), "unit": "ms"})
+        rows.append({"name": f"{label}slowest_client_mean", "value": round(max(means), 3), "unit": "ms"})
     if cpu is not None:
-        rows.append({"name": f"{label}server_cpu", "value": round(cpu / len(latencies) * 1e3, 3), "unit": "ms/request"})
+        rows.append({"name": f"{label}server_cpu", "value": round(cpu / len(ms) * 1e3, 3), "unit": "ms/request"})
     return rows
 
 
@@ -320,6 +327,7 @@ def sweep(args, body):
                 "app": app, "clients": clients, "requests": found["requests"], "errors": found["errors"],
                 "p50_ms": found["p50"], "p99_ms": found["p99"], "throughput": found["throughput"],
                 "server_cpu_ms": found.get("server_cpu"),
+                "fastest_client_ms": found.get("fastest_client_mean"), "slowest_client_ms": found.get("slowest_client_mean"),
             })
     write_csv(args.sweep_out, rows, list(rows[0]))
     picture = os.path.splitext(args.sweep_out)[0] + ".png"

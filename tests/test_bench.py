@@ -147,6 +147,9 @@ def test_web_latency_smoke_run(sample_file, quick_model_file, tmp_path):
         assert values[f"{prefix}requests"] == 60 and values[f"{prefix}one_client_requests"] == 60
         assert values[f"{prefix}errors"] == 0 and values[f"{prefix}one_client_errors"] == 0
         assert 0 < values[f"{prefix}p50"] <= values[f"{prefix}p99"] <= values[f"{prefix}max"]
+        # each client's mean wait, the three between the fastest and the slowest
+        assert 0 < values[f"{prefix}fastest_client_mean"] <= values[f"{prefix}mean"] <= values[f"{prefix}slowest_client_mean"]
+        assert f"{prefix}one_client_fastest_client_mean" not in values
         # /proc counts CPU time in 10 ms ticks: 60 requests of at least 0.3 ms each fill some
         assert values[f"{prefix}server_cpu"] > 0
     assert "target ≤ 20 ms" in done.stdout and "the app with a stored answer" in done.stdout
@@ -161,6 +164,9 @@ def test_web_latency_sweep_measures_each_load_for_both_apps(sample_file, quick_m
     ]
     assert (rows.requests == 20).all() and (rows.errors == 0).all()
     assert (rows.p50_ms > 0).all() and (rows.p50_ms <= rows.p99_ms).all() and (rows.throughput > 0).all()
+    several = rows.clients == 3
+    assert (rows.fastest_client_ms[several] <= rows.slowest_client_ms[several]).all()
+    assert rows.fastest_client_ms[~several].isna().all()
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "concurrent clients; wrote" in done.stdout
 
