@@ -57,7 +57,8 @@ def main(argv=None):
         # The workers share one listening socket, and libuv (uvloop's) accepts every waiting
         # connection at once: 16 clients connecting together went 11 to one worker and 5 to
         # the other, whose readers then waited 59 and 24 ms. With this, each worker accepts
-        # one and yields, and they split evenly (bench/web_latency.py, README "Latency").
+        # one and yields; they split evenly in the runs then made, but not always since
+        # (bench/web_latency.py, README "Uneven workers"): the kernel's race decides.
         os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
         uvicorn.run("bookrbm.web:app_from_env", factory=True, workers=args.workers, host=args.host, port=args.port,
                     log_level="warning")
