@@ -51,21 +51,15 @@ def main(argv=None):
     print(f"serving {service.data.n_books} books on http://{args.host}:{args.port}/ (API schema at /docs)", flush=True)
     if args.workers > 1:
         # each worker loads its own copy; this one only proved the files good, and the parent,
-        # which just supervises the workers, kept it for nothing (162 → 78 MB on the sample)
+        # which just supervises the workers, kept it for nothing (162 → 79 MB on the sample)
         del service
         os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"] = os.path.abspath(args.model), os.path.abspath(args.data)
-        # The workers share one listening socket, and libuv (uvloop's) accepts every waiting
-        # connection at once: 16 clients connecting together went 11 to one worker and 5 to
-        # the other, whose readers then waited 59 and 24 ms. With this, each worker accepts
-        # one and yields; they split evenly in the runs then made, but not always since
-        # (bench/web_latency.py, README "Uneven workers"): the kernel's race decides.
-        os.environ.setdefault("UV_TCP_SINGLE_ACCEPT", "1")
+        for name, value in web.WORKER_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
         uvicorn.run("bookrbm.web:app_from_env", factory=True, workers=args.workers, host=args.host, port=args.port,
                     log_level="warning")
     else:
-        app = web.create_app(service)
-        web.freeze_loaded()
-        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+        uvicorn.run(web.serving_app(service), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

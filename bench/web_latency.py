@@ -31,7 +31,7 @@ sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
 
-from bookrbm import interactions, paths  # noqa: E402
+from bookrbm import interactions, paths, web  # noqa: E402
 from bookrbm.atomic import write_csv  # noqa: E402
 from bookrbm.errors import InputError, cli  # noqa: E402
 
@@ -245,7 +245,7 @@ def measure_both(args, body, loads):
          "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
         port, body, loads,
         env={"BOOKRBM_MODEL": os.path.abspath(args.model), "BOOKRBM_DATA": os.path.abspath(args.data),
-             "BOOKRBM_RATINGS": str(args.ratings), "UV_TCP_SINGLE_ACCEPT": "1"},  # as serve.py has it
+             "BOOKRBM_RATINGS": str(args.ratings), **web.WORKER_ENVIRONMENT},  # as serve.py has it
     )
     return served, stored
 
@@ -254,7 +254,6 @@ def stored_answer_app():
     """The web app, every request parsed, validated and answered as always, except that the
     recommendation is one answer worked out at start-up: what FastAPI, uvicorn, the request's
     checks and the load generator cost without the model (uvicorn's factory, for --workers)."""
-    from bookrbm import web
 
     def store_answer(service):
         body, _ = request_body(os.environ["BOOKRBM_DATA"], int(os.environ["BOOKRBM_RATINGS"]))
@@ -265,8 +264,10 @@ def stored_answer_app():
     return web.app_from_env(prepare=store_answer)
 
 
-def figures(label, clients, latencies, errors, wall, cpu):
-    """Rows of the CSV from one load's results (``load``'s, and the server's CPU seconds)."""
+def figures(label, latencies, errors, wall, cpu):
+    """Rows of the CSV from one load's results (``load``'s, a list of latencies per client,
+    and the server's CPU seconds)."""
+    clients = len(latencies)
     ms = np.concatenate([np.array(mine) for mine in latencies]) * 1e3
     rows = [
         {"name": f"{label}clients", "value": clients, "unit": "clients"},
@@ -305,7 +306,7 @@ def main(argv=None):
         {"name": "ratings_per_request", "value": n_ratings, "unit": "ratings"},
     ]
     for prefix, (loaded, alone) in (("", served), ("stored_answer_", stored)):
-        rows += figures(prefix, args.clients, *loaded) + figures(f"{prefix}one_client_", 1, *alone[:3], None)
+        rows += figures(prefix, *loaded) + figures(f"{prefix}one_client_", *alone[:3], None)
     write_csv(args.out, rows, ["name", "value", "unit"])
     for row in rows:
         print(f"{row['name']:<32}{row['value']:>10g}  {row['unit']}")
@@ -322,7 +323,7 @@ def sweep(args, body):
     rows = []
     for app, results in (("recommendation", served), ("stored answer", stored)):
         for clients, result in zip(args.sweep, results):
-            found = {row["name"]: row["value"] for row in figures("", clients, *result)}
+            found = {row["name"]: row["value"] for row in figures("", *result)}
             rows.append({
                 "app": app, "clients": clients, "requests": found["requests"], "errors": found["errors"],
                 "p50_ms": found["p50"], "p99_ms": found["p99"], "throughput": found["throughput"],

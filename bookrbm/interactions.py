@@ -95,10 +95,15 @@ def _positions(ids, values):
     return positions, found
 
 
+def as_csr(rows):
+    """``rows`` as CSR: as they are when they already are, since a new ``csr_matrix`` of a
+    CSR checks its index arrays again (20-40 µs, much of a one-reader step)."""
+    return rows if sp.issparse(rows) and rows.format == "csr" else sp.csr_matrix(rows)
+
+
 def binary(user_items):
     """A CSR copy with 1 where a book was rated, whatever the rating."""
-    if not (sp.issparse(user_items) and user_items.format == "csr"):
-        user_items = sp.csr_matrix(user_items)
+    user_items = as_csr(user_items)
     out = with_values(user_items, np.ones(user_items.nnz, np.float32))
     out.indices, out.indptr = out.indices.copy(), out.indptr.copy()
     return out

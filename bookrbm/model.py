@@ -7,11 +7,10 @@ import functools
 import os
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import npzfile, rbm
 from .errors import InputError
-from .interactions import binary, with_values
+from .interactions import as_csr, binary, with_values
 from .paths import shown
 
 FORMAT = "bookrbm-model-2"
@@ -140,8 +139,7 @@ class Model:
         (made louder) less weight × their mean, in the same product as always."""
         if self.visible_mean is None or "mean_books" not in self.settings:
             return None
-        if not (sp.issparse(visible) and visible.format == "csr"):
-            visible = sp.csr_matrix(visible)
+        visible = as_csr(visible)
         counts = np.diff(visible.indptr)
         weight = unlisted_weight(counts, self.settings["mean_books"]).astype(np.float32)
         gain = listed_gain(counts, self.settings["mean_books"]).astype(np.float32)

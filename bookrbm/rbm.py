@@ -11,6 +11,8 @@ uses them so that it needs no TensorFlow.
 import numpy as np
 import scipy.sparse as sp
 
+from .interactions import as_csr
+
 
 def sigmoid(x):
     # exp of a large negative number overflows to inf, which is harmless here: 1/(1+inf) = 0
@@ -46,8 +48,7 @@ def series_sums(v, series_units):
     Summed entry by entry in the rows' order (``np.add.at``), as a sparse product would,
     without its per-call cost: one reader's takes microseconds."""
     series, weights, bias = series_units
-    if not (sp.issparse(v) and v.format == "csr"):
-        v = sp.csr_matrix(v)
+    v = as_csr(v)
     in_series = series[v.indices] >= 0
     rows = np.repeat(np.arange(v.shape[0]), np.diff(v.indptr))[in_series]
     books = v.indices[in_series]

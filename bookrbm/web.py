@@ -203,6 +203,23 @@ def freeze_loaded():
     gc.freeze()
 
 
+def serving_app(service):
+    """The app a server process serves, made once it has loaded ``service``: what it loaded
+    kept out of the garbage collector's full passes (``freeze_loaded``)."""
+    app = create_app(service)
+    freeze_loaded()
+    return app
+
+
+# What serve.py sets for its worker processes (the bench too, for its own app): the workers
+# share one listening socket, and libuv (uvloop's) accepts every waiting connection at once:
+# 16 clients connecting together went 11 to one worker and 5 to the other, whose readers then
+# waited 59 and 24 ms. With this, each worker accepts one and yields; they split evenly in
+# the runs then made, but not always since (bench/web_latency.py, README "Uneven workers"):
+# the kernel's race decides.
+WORKER_ENVIRONMENT = {"UV_TCP_SINGLE_ACCEPT": "1"}
+
+
 def app_from_env(prepare=None):
     """The app for uvicorn's worker processes: model and data paths from the environment, as
     serve.py sets them; BLAS kept to one thread, as each worker is one of several; what it
@@ -214,9 +231,7 @@ def app_from_env(prepare=None):
     service = Service.from_files(os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"])
     if prepare is not None:
         prepare(service)
-    app = create_app(service)
-    freeze_loaded()
-    return app
+    return serving_app(service)
 
 
 def _first_error(errors):
