@@ -81,8 +81,9 @@ def plot_latency_by_load(rows, target, path):
     axes.axhline(target, color="grey", linestyle=":", label=f"target p99 ≤ {target} ms")
     axes.set_xscale("log", base=2)
     axes.set_yscale("log")  # from about a millisecond to hundreds
-    axes.set_xticks(sorted({row["clients"] for row in rows}))
-    axes.set_xticklabels([str(c) for c in sorted({row["clients"] for row in rows})])
+    counts = sorted({row["clients"] for row in rows})
+    axes.set_xticks(counts)
+    axes.set_xticklabels([str(c) for c in counts])
     axes.set_xlabel("concurrent clients, each sending its next request as soon as it has an answer")
     axes.set_ylabel("latency (ms)")
     axes.set_title("POST /api/recommendations: latency under load")

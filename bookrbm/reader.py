@@ -20,9 +20,10 @@ EXPORT_COLUMNS = ("row", "title", "author", "goodreads_id", "isbn13", "isbn", "r
 RATINGS_COLUMNS = ("row", "book_id", "title", "author", "rating")
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Reader:
     """name : who it is, for messages. Columns index the books of the processed data.
+    Frozen, so that what is worked out from it once (``read``) stays true.
 
     rated, ratings : the rated books and their ratings (1..5).
     unrated : read but not rated.
@@ -52,8 +53,7 @@ class Reader:
 
     @functools.cached_property
     def read(self):
-        """Every book the reader has read, rated or not (worked out once: a reader is not
-        changed once made)."""
+        """Every book the reader has read, rated or not (worked out once: a reader is frozen)."""
         both = np.concatenate([self.rated, self.unrated])
         if (both[1:] > both[:-1]).all():  # already sorted and distinct, as a user's row is
             return both
