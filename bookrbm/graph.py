@@ -118,6 +118,7 @@ class RBMGraph:
                 # a book in no series points at a last, always-off unit, so that gathers need no mask
                 self.series_index = tf.constant(np.where(series >= 0, series, self.n_series).astype(np.int32))
                 self.books_in_series = tf.constant(np.flatnonzero(series >= 0).astype(np.int32))  # ascending
+                self.their_series = tf.constant(series[series >= 0].astype(np.int32))
                 self.entry_series = tf.gather(self.series_index, self.columns)  # each fed entry's book's series
                 self.series_weights = tf1.Variable(np.asarray(series_weights, np.float32), name="series_weights")
                 self.series_bias = tf1.Variable(np.asarray(series_bias, np.float32), name="series_bias")
@@ -182,7 +183,11 @@ class RBMGraph:
                     self._padded(g0_mean), tf.stack([self.rows, self.entry_series], axis=1)
                 )
                 data_series = tf.math.unsorted_segment_sum(self.values * data_series, self.columns, n_visible)
-                model_series = tf.reduce_sum(v_model * self._per_book(g_mean), axis=1)
+                # only the books in a series (a third) have a term; the others' is 0, so they
+                # are left out of the product and the sum (1-2% of an H=64 step, measured interleaved)
+                books = self.books_in_series
+                in_series = tf.reduce_sum(tf.gather(v_model, books) * self._per_book_in_series(g_mean), axis=1)
+                model_series = tf.scatter_nd(books[:, None], in_series, [n_visible])
                 gradients += [
                     series_step * (data_series - model_series) / size,
                     series_step * tf.reduce_mean(g0_mean - g_mean, axis=0),
@@ -263,6 +268,11 @@ class RBMGraph:
         terms = tf.gather(v, books) * tf.gather(self.series_weights, books)[:, None]
         totals = tf.math.unsorted_segment_sum(terms, tf.gather(self.series_index, books), self.n_series)
         return tf.sigmoid(tf.transpose(totals) + self.series_bias)
+
+    def _per_book_in_series(self, g):
+        """Each book in a series' own unit's value, book-major: (n_books_in_series, batch),
+        in the order of ``books_in_series``."""
+        return tf.gather(tf.transpose(g), self.their_series)
 
     def _padded(self, g):
         return tf.pad(g, [[0, 0], [0, 1]])
