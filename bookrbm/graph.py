@@ -266,7 +266,7 @@ class RBMGraph:
         each unit's sum adds the same terms in the same order as a sum over all books would."""
         books = self.books_in_series
         terms = tf.gather(v, books) * tf.gather(self.series_weights, books)[:, None]
-        totals = tf.math.unsorted_segment_sum(terms, tf.gather(self.series_index, books), self.n_series)
+        totals = tf.math.unsorted_segment_sum(terms, self.their_series, self.n_series)
         return tf.sigmoid(tf.transpose(totals) + self.series_bias)
 
     def _per_book_in_series(self, g):
