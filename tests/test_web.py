@@ -153,6 +153,55 @@ def test_bad_uploads_are_4xx_and_the_server_keeps_serving(client, content, statu
     assert client.get("/healthz").status_code == 200
 
 
+def in_chunks(content, size=64 * 1024):
+    """A body sent without a Content-Length (chunked), as a client streaming it would."""
+    for start in range(0, len(content), size):
+        yield content[start : start + size]
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_over_the_cap_is_a_413_with_a_message(client, chunked):
+    json_body = b" " * web.MAX_BODY + b"{}"
+    response = client.post(
+        "/api/recommendations", content=in_chunks(json_body) if chunked else json_body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"] == "request too large: its body is over 1,048,576 bytes, the most this endpoint takes"
+    # an upload may be larger: up to the file's cap plus its form's framing
+    upload = b"x" * (web.MAX_UPLOAD + web.FORM_ALLOWANCE)
+    response = client.post("/api/goodreads", files={"file": ("my.csv", upload, "text/csv")})
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith(f"request too large: its body is over {web.MAX_UPLOAD + web.FORM_ALLOWANCE:,} bytes")
+    # under the cap, the same body is read and answered as before
+    response = client.post("/api/recommendations", content=b" " * 1000 + b"{}", headers={"Content-Type": "application/json"})
+    assert response.status_code == 422 and response.json()["detail"] == "ratings: Field required"
+    assert client.get("/healthz").status_code == 200
+
+
+def test_a_declared_length_over_the_cap_is_refused_before_any_of_the_body_is_read(service):
+    import asyncio
+
+    app = web.create_app(service)
+    sent = []
+
+    async def receive():
+        raise AssertionError("the body was read")
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+        "path": "/api/recommendations", "raw_path": b"/api/recommendations", "root_path": "", "query_string": b"",
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"2000000000")],
+        "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000),
+    }
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert b"request too large" in b"".join(message.get("body", b"") for message in sent)
+
+
 def test_an_unexpected_error_is_a_500_without_traceback(service, monkeypatch):
     app = web.create_app(service)
     monkeypatch.setattr(service, "search", lambda *a: 1 / 0)

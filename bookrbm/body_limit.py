@@ -1,0 +1,60 @@
+"""A cap on the size of a request's body, enforced before the body is read.
+
+Without it the app read a body whole before looking at it: a 200 MB upload was taken in
+(spooled to disk) before its 413, and a 200 MB JSON body was read into memory (the worker
+grew by 250 MB) before its 422; a few such requests at once could end a worker. FastAPI's own
+``max_body_size`` stops reading in time too, but answers a body whose declared length is over
+the cap in plain text, not with the API's JSON ``detail``.
+"""
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while a body without a declared length is read, once it passes its cap; the
+    app's handler for HTTP errors answers it as JSON."""
+
+    def __init__(self, detail):
+        super().__init__(status_code=413, detail=detail)
+
+
+def declared_length(scope):
+    """The request's Content-Length as an int, or None when absent or not a number."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value) if value.isdigit() else None
+    return None
+
+
+class BodyLimit:
+    """ASGI middleware: a request whose body is over ``limits.get(path, default)`` bytes gets a
+    413 with a JSON ``detail``, at once if its Content-Length says so (nothing of the body is
+    read), else as soon as the bytes read pass the cap.
+
+    limits : {path: bytes} for the paths that take more (or less) than ``default``."""
+
+    def __init__(self, app, default, limits=None):
+        self.app, self.default, self.limits = app, default, limits or {}
+
+    def detail(self, limit):
+        return f"request too large: its body is over {limit:,} bytes, the most this endpoint takes"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = self.limits.get(scope["path"], self.default)
+        declared = declared_length(scope)
+        if declared is not None and declared > limit:
+            return await JSONResponse({"detail": self.detail(limit)}, status_code=413)(scope, receive, send)
+        received = 0
+
+        async def counted():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(self.detail(limit))
+            return message
+
+        await self.app(scope, counted, send)
