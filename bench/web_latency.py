@@ -13,11 +13,16 @@ the errors and the server's CPU time per request, and writes results/web_latency
 With --sweep 1,2,4,... it measures instead both apps under each of those numbers of
 clients (--requests at each) and writes results/web_latency_sweep.csv and a plot of p50
 and p99 against the clients beside it.
+
+With --rates 50,100,... it measures instead the app under requests that arrive at random,
+that many a second on average, whether or not earlier ones are answered (as readers come
+to a web page; --requests at each rate), and writes results/web_latency_rates.csv.
 """
 import argparse
 import http.client
 import json
 import os
+import queue
 import re
 import socket
 import statistics
@@ -48,13 +53,21 @@ def parse_args(argv):
     parser.add_argument("--model", default=paths.MODEL, help="model file (default: %(default)s)")
     parser.add_argument("--data", default=paths.PROCESSED, help="processed file (default: %(default)s)")
     parser.add_argument("--out", default=os.path.join(paths.RESULTS, "web_latency.csv"), help="results (default: %(default)s)")
-    parser.add_argument(
+    instead = parser.add_mutually_exclusive_group()
+    instead.add_argument(
         "--sweep", type=client_counts, metavar="N,N,...",
         help="instead: p50 and p99 at each of these numbers of concurrent clients (--requests each), "
         "for both apps, into --sweep-out and a plot beside it (.png)",
     )
+    instead.add_argument(
+        "--rates", type=request_rates, metavar="R,R,...",
+        help="instead: p50 and p99 of the app when requests arrive at random, each of these many a second "
+        "on average (--requests each), into --rates-out",
+    )
     parser.add_argument("--sweep-out", default=os.path.join(paths.RESULTS, "web_latency_sweep.csv"),
                         help="the sweep's results (default: %(default)s)")
+    parser.add_argument("--rates-out", default=os.path.join(paths.RESULTS, "web_latency_rates.csv"),
+                        help="the rates' results (default: %(default)s)")
     return parser.parse_args(argv)
 
 
@@ -66,6 +79,16 @@ def client_counts(text):
     if not counts or min(counts) < 1:
         raise argparse.ArgumentTypeError(f"every number of clients must be at least 1: {text!r}")
     return counts
+
+
+def request_rates(text):
+    try:
+        rates = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma-separated list of numbers: {text!r}") from None
+    if not all(0 < rate < float("inf") for rate in rates):  # refuses nan too
+        raise argparse.ArgumentTypeError(f"every rate must be a number of requests a second above 0: {text!r}")
+    return rates
 
 
 def free_port():
@@ -188,6 +211,51 @@ def load(port, body, clients, total):
     return latencies, errors[0], time.perf_counter() - start
 
 
+def open_load(port, body, rate, total, connections=32, seed=0):
+    """The latencies in seconds (one list per connection), the number of errors and the wall
+    time of ``total`` requests that arrive at random, ``rate`` a second on average (a Poisson
+    process, seeded), whether or not earlier ones have been answered: as readers arrive at
+    a web page. Each is sent on the first free one of ``connections`` keep-alive connections
+    and its latency counts from its arrival, so a wait for a free connection counts too."""
+    arrivals = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, total))
+    arrived = queue.SimpleQueue()
+    latencies, errors, lock = [[] for _ in range(connections)], [0], threading.Lock()
+    request = http_request(body)
+
+    def client(mine):
+        connection = None
+        while (when := arrived.get()) is not None:
+            try:
+                connection = connection or Connection(port)
+                status, answer = connection.exchange(request)
+                ok = status == 200 and b'"recommendations"' in answer
+            except (OSError, ValueError):
+                ok = False
+                if connection is not None:
+                    connection.close()
+                connection = None
+            mine.append(time.perf_counter() - when)
+            with lock:
+                errors[0] += not ok
+        if connection is not None:
+            connection.close()
+
+    threads = [threading.Thread(target=client, args=(mine,)) for mine in latencies]
+    for thread in threads:
+        thread.start()
+    start = time.perf_counter()
+    for offset in arrivals:
+        pause = start + offset - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        arrived.put(start + offset)
+    for _ in threads:
+        arrived.put(None)
+    for thread in threads:
+        thread.join()
+    return latencies, errors[0], time.perf_counter() - start
+
+
 def tree_cpu_seconds(pid):
     """CPU seconds used so far by process ``pid`` and its descendants (uvicorn's workers),
     from Linux's /proc, in clock ticks (10 ms: a run of a few requests can read 0); None
@@ -213,19 +281,20 @@ def tree_cpu_seconds(pid):
     return sum(used.get(member, 0.0) for member in tree)
 
 
-def measure(command, port, body, loads, env=None):
-    """Start the server ``command``, warm it up, then for each (clients, requests) of
-    ``loads`` in turn: (latencies, errors, wall seconds, server CPU seconds or None)."""
+def measure(command, port, body, loads, env=None, run=load):
+    """Start the server ``command``, warm it up, then for each of ``loads`` in turn, run
+    as ``run(port, body, *each)`` (``load``'s (clients, requests) by default): (latencies,
+    errors, wall seconds, server CPU seconds or None)."""
     # nothing reads its output: a pipe left full would stall a server that logs much
     server = subprocess.Popen(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, **(env or {})})
     try:
         wait_until_up(port, server)
-        load(port, body, min(loads[0][0], 4), min(50, loads[0][1]))  # warm up
+        load(port, body, min(loads[0][0], 4) if run is load else 4, min(50, loads[0][1]))  # warm up
         results = []
-        for clients, total in loads:
+        for each in loads:
             before = tree_cpu_seconds(server.pid)
-            measured = load(port, body, clients, total)
+            measured = run(port, body, *each)
             after = tree_cpu_seconds(server.pid)
             results.append(measured + (None if before is None or after is None else after - before,))
     finally:
@@ -237,8 +306,7 @@ def measure(command, port, body, loads, env=None):
 def measure_both(args, body, loads):
     """``measure``'s results for ``loads`` from serve.py, then from the app with a stored answer."""
     port = free_port()
-    served = measure([sys.executable, "serve.py", "--port", str(port), "--model", args.model, "--data", args.data,
-                      "--workers", str(args.workers)], port, body, loads)
+    served = measure(serve_command(args, port), port, body, loads)
     port = free_port()
     stored = measure(
         [sys.executable, "-m", "uvicorn", "web_latency:stored_answer_app", "--factory", "--app-dir", "bench",
@@ -248,6 +316,11 @@ def measure_both(args, body, loads):
              "BOOKRBM_RATINGS": str(args.ratings), **web.WORKER_ENVIRONMENT},  # as serve.py has it
     )
     return served, stored
+
+
+def serve_command(args, port):
+    return [sys.executable, "serve.py", "--port", str(port), "--model", args.model, "--data", args.data,
+            "--workers", str(args.workers)]
 
 
 def stored_answer_app():
@@ -299,6 +372,8 @@ def main(argv=None):
     body, n_ratings = request_body(args.data, args.ratings)
     if args.sweep:
         return sweep(args, body)
+    if args.rates:
+        return by_rate(args, body)
     # the load, then the same requests one at a time
     served, stored = measure_both(args, body, [(args.clients, args.requests), (1, min(500, args.requests))])
     rows = [
@@ -343,6 +418,29 @@ def sweep(args, body):
     within = [row["clients"] for row in rows if row["app"] == "recommendation" and row["p99_ms"] <= TARGET_MS]
     print(f"p99 ≤ {TARGET_MS} ms with {', '.join(map(str, within)) or 'no number of'} concurrent clients; "
           f"wrote {paths.shown(args.sweep_out)} and {paths.shown(picture)}")
+
+
+def by_rate(args, body):
+    """p50, p99 and server CPU of the app at each request rate of ``args.rates`` (requests
+    arriving at random, ``open_load``); a CSV."""
+    port = free_port()
+    results = measure(serve_command(args, port), port, body, [(rate, args.requests) for rate in args.rates], run=open_load)
+    rows = []
+    for rate, result in zip(args.rates, results):
+        found = {row["name"]: row["value"] for row in figures("", *result)}
+        rows.append({
+            "rate": rate, "achieved": found["throughput"], "requests": found["requests"], "errors": found["errors"],
+            "p50_ms": found["p50"], "p99_ms": found["p99"], "max_ms": found["max"], "server_cpu_ms": found.get("server_cpu"),
+        })
+    write_csv(args.rates_out, rows, list(rows[0]))
+    print(f"{'requests/s':>10}{'achieved':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'CPU ms':>8}{'errors':>8}")
+    for row in rows:
+        cpu = "" if row["server_cpu_ms"] is None else f"{row['server_cpu_ms']:.2f}"
+        print(f"{row['rate']:>10g}{row['achieved']:>10.1f}{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['max_ms']:>9.1f}"
+              f"{cpu:>8}{row['errors']:>8}")
+    within = [row["rate"] for row in rows if row["p99_ms"] <= TARGET_MS]
+    print(f"p99 ≤ {TARGET_MS} ms at {', '.join(f'{rate:g}' for rate in within) or 'none of these'} requests/s "
+          f"arriving at random; wrote {paths.shown(args.rates_out)}")
 
 
 if __name__ == "__main__":

@@ -180,3 +180,27 @@ def test_web_latency_sweep_refuses_what_is_not_a_list_of_client_counts(text):
     with pytest.raises(argparse.ArgumentTypeError, match="clients|whole numbers"):
         web_latency.client_counts(text)
     assert web_latency.client_counts("1,4,16") == [1, 4, 16]
+
+
+def test_web_latency_by_rate_sends_requests_as_they_arrive(sample_file, quick_model_file, tmp_path):
+    out = tmp_path / "rates.csv"
+    done = run_web_latency(quick_model_file, sample_file, "--rates", "20,40", "--requests", "30", "--rates-out", str(out))
+    rows = pd.read_csv(out)
+    assert rows.rate.tolist() == [20, 40]
+    assert (rows.requests == 30).all() and (rows.errors == 0).all()
+    assert (rows.p50_ms > 0).all() and (rows.p50_ms <= rows.p99_ms).all() and (rows.p99_ms <= rows.max_ms).all()
+    # the requests come at about the asked rate, not as fast as the server answers (the
+    # quick model answers hundreds a second); the wall time includes the last answers
+    assert ((rows.achieved > rows.rate / 3) & (rows.achieved < rows.rate * 2)).all()
+    assert "requests/s arriving at random; wrote" in done.stdout
+
+
+@pytest.mark.parametrize("text", ["1,x", "0,4", "-5", "nan", "inf", ""])
+def test_web_latency_refuses_what_is_not_a_list_of_rates(text):
+    import argparse
+
+    import web_latency
+
+    with pytest.raises(argparse.ArgumentTypeError, match="numbers|above 0"):
+        web_latency.request_rates(text)
+    assert web_latency.request_rates("50,2.5") == [50.0, 2.5]
