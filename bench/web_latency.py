@@ -290,7 +290,7 @@ def measure(command, port, body, loads, env=None, run=load):
                               env={**os.environ, **(env or {})})
     try:
         wait_until_up(port, server)
-        load(port, body, min(loads[0][0], 4) if run is load else 4, min(50, loads[0][1]))  # warm up
+        load(port, body, 4, min(50, loads[0][1]))  # warm up
         results = []
         for each in loads:
             before = tree_cpu_seconds(server.pid)

