@@ -172,6 +172,28 @@ def http_request(body):
     )
 
 
+def send_each(port, request, next_start, mine, errors, lock):
+    """One client: send ``request`` on a keep-alive connection (opened again after an error)
+    for each start time that ``next_start()`` gives, until it gives None; each latency, from
+    its start time, goes into ``mine``, and each failed answer adds 1 to ``errors[0]``."""
+    connection = None
+    while (start := next_start()) is not None:
+        try:
+            connection = connection or Connection(port)
+            status, answer = connection.exchange(request)
+            ok = status == 200 and b'"recommendations"' in answer
+        except (OSError, ValueError):
+            ok = False
+            if connection is not None:
+                connection.close()
+            connection = None
+        mine.append(time.perf_counter() - start)
+        with lock:
+            errors[0] += not ok
+    if connection is not None:
+        connection.close()
+
+
 def load(port, body, clients, total):
     """Each client's latencies in seconds (a list per client), the number of errors and the
     wall time, from ``clients`` threads sharing ``total`` requests."""
@@ -179,30 +201,14 @@ def load(port, body, clients, total):
     remaining = [total]
     request = http_request(body)
 
-    def client(mine):
-        connection = None
-        while True:
-            with lock:
-                if remaining[0] == 0:
-                    break
-                remaining[0] -= 1
-            start = time.perf_counter()
-            try:
-                connection = connection or Connection(port)
-                status, answer = connection.exchange(request)
-                ok = status == 200 and b'"recommendations"' in answer
-            except (OSError, ValueError):
-                ok = False
-                if connection is not None:
-                    connection.close()
-                connection = None
-            mine.append(time.perf_counter() - start)
-            with lock:
-                errors[0] += not ok
-        if connection is not None:
-            connection.close()
+    def next_start():
+        with lock:
+            if remaining[0] == 0:
+                return None
+            remaining[0] -= 1
+        return time.perf_counter()
 
-    threads = [threading.Thread(target=client, args=(mine,)) for mine in latencies]
+    threads = [threading.Thread(target=send_each, args=(port, request, next_start, mine, errors, lock)) for mine in latencies]
     start = time.perf_counter()
     for thread in threads:
         thread.start()
@@ -218,29 +224,10 @@ def open_load(port, body, rate, total, connections=32, seed=0):
     a web page. Each is sent on the first free one of ``connections`` keep-alive connections
     and its latency counts from its arrival, so a wait for a free connection counts too."""
     arrivals = np.cumsum(np.random.default_rng(seed).exponential(1.0 / rate, total))
-    arrived = queue.SimpleQueue()
+    arrived = queue.SimpleQueue()  # each request's arrival time, then a None for each connection
     latencies, errors, lock = [[] for _ in range(connections)], [0], threading.Lock()
     request = http_request(body)
-
-    def client(mine):
-        connection = None
-        while (when := arrived.get()) is not None:
-            try:
-                connection = connection or Connection(port)
-                status, answer = connection.exchange(request)
-                ok = status == 200 and b'"recommendations"' in answer
-            except (OSError, ValueError):
-                ok = False
-                if connection is not None:
-                    connection.close()
-                connection = None
-            mine.append(time.perf_counter() - when)
-            with lock:
-                errors[0] += not ok
-        if connection is not None:
-            connection.close()
-
-    threads = [threading.Thread(target=client, args=(mine,)) for mine in latencies]
+    threads = [threading.Thread(target=send_each, args=(port, request, arrived.get, mine, errors, lock)) for mine in latencies]
     for thread in threads:
         thread.start()
     start = time.perf_counter()
