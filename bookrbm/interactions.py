@@ -103,9 +103,10 @@ def as_csr(rows):
 
 def binary(user_items):
     """A CSR copy with 1 where a book was rated, whatever the rating."""
-    user_items = as_csr(user_items)
-    out = with_values(user_items, np.ones(user_items.nnz, np.float32))
-    out.indices, out.indptr = out.indices.copy(), out.indptr.copy()
+    rows = as_csr(user_items)
+    out = with_values(rows, np.ones(rows.nnz, np.float32))
+    if rows is user_items:  # the caller's own index arrays; a converted input's are new already
+        out.indices, out.indptr = out.indices.copy(), out.indptr.copy()
     return out
 
 
