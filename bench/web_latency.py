@@ -368,7 +368,7 @@ def main(argv=None):
         {"name": "ratings_per_request", "value": n_ratings, "unit": "ratings"},
     ]
     for prefix, (loaded, alone) in (("", served), ("stored_answer_", stored)):
-        rows += figures(prefix, *loaded) + figures(f"{prefix}one_client_", *alone[:3], None)
+        rows += figures(prefix, *loaded) + figures(f"{prefix}one_client_", *alone)
     write_csv(args.out, rows, ["name", "value", "unit"])
     for row in rows:
         print(f"{row['name']:<32}{row['value']:>10g}  {row['unit']}")
