@@ -35,6 +35,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
 
 from bookrbm import interactions, paths, web  # noqa: E402
 from bookrbm.atomic import write_csv  # noqa: E402
@@ -268,10 +269,10 @@ def tree_cpu_seconds(pid):
     return sum(used.get(member, 0.0) for member in tree)
 
 
-def measure(command, port, body, loads, env=None, run=load):
+def measure(command, port, body, loads, env=None, run=load, desc="loads"):
     """Start the server ``command``, warm it up, then for each of ``loads`` in turn, run
     as ``run(port, body, *each)`` (``load``'s (clients, requests) by default): (latencies,
-    errors, wall seconds, server CPU seconds or None)."""
+    errors, wall seconds, server CPU seconds or None). A progress bar, ``desc``, counts the loads."""
     # nothing reads its output: a pipe left full would stall a server that logs much
     server = subprocess.Popen(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, **(env or {})})
@@ -279,7 +280,7 @@ def measure(command, port, body, loads, env=None, run=load):
         wait_until_up(port, server)
         load(port, body, 4, min(50, loads[0][1]))  # warm up
         results = []
-        for each in loads:
+        for each in tqdm(loads, desc=desc, leave=False, disable=None):
             before = tree_cpu_seconds(server.pid)
             measured = run(port, body, *each)
             after = tree_cpu_seconds(server.pid)
@@ -293,12 +294,12 @@ def measure(command, port, body, loads, env=None, run=load):
 def measure_both(args, body, loads):
     """``measure``'s results for ``loads`` from serve.py, then from the app with a stored answer."""
     port = free_port()
-    served = measure(serve_command(args, port), port, body, loads)
+    served = measure(serve_command(args, port), port, body, loads, desc="serve.py")
     port = free_port()
     stored = measure(
         [sys.executable, "-m", "uvicorn", "web_latency:stored_answer_app", "--factory", "--app-dir", "bench",
          "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
-        port, body, loads,
+        port, body, loads, desc="stored answer",
         env={"BOOKRBM_MODEL": os.path.abspath(args.model), "BOOKRBM_DATA": os.path.abspath(args.data),
              "BOOKRBM_RATINGS": str(args.ratings), **web.WORKER_ENVIRONMENT},  # as serve.py has it
     )
@@ -411,7 +412,8 @@ def by_rate(args, body):
     """p50, p99 and server CPU of the app at each request rate of ``args.rates`` (requests
     arriving at random, ``open_load``); a CSV."""
     port = free_port()
-    results = measure(serve_command(args, port), port, body, [(rate, args.requests) for rate in args.rates], run=open_load)
+    loads = [(rate, args.requests) for rate in args.rates]
+    results = measure(serve_command(args, port), port, body, loads, run=open_load, desc="serve.py by rate")
     rows = []
     for rate, result in zip(args.rates, results):
         found = {row["name"]: row["value"] for row in figures("", *result)}
