@@ -7,8 +7,8 @@ few such requests at once could end a worker. FastAPI's own
 ``max_body_size`` stops reading in time too, but answers a body whose declared length is over
 the cap in plain text, not with the API's JSON ``detail``.
 """
-from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
+from fastapi import HTTPException
+from fastapi.responses import JSONResponse
 
 
 class BodyTooLarge(HTTPException):
