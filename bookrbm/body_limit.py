@@ -28,25 +28,23 @@ def declared_length(scope):
 
 
 class BodyLimit:
-    """ASGI middleware: a request whose body is over ``limits.get(path, default)`` bytes gets a
-    413 with a JSON ``detail``, at once if its Content-Length says so (nothing of the body is
+    """ASGI middleware: a request whose body is over its path's cap gets a 413 with that
+    cap's JSON ``detail``, at once if its Content-Length says so (nothing of the body is
     read), else as soon as the bytes read pass the cap.
 
-    limits : {path: bytes} for the paths that take more (or less) than ``default``."""
+    default : (bytes, detail) for every path not in ``limits``.
+    limits : {path: (bytes, detail)} for the paths that take more (or less)."""
 
     def __init__(self, app, default, limits=None):
         self.app, self.default, self.limits = app, default, limits or {}
 
-    def detail(self, limit):
-        return f"request too large: its body is over {limit:,} bytes, the most this endpoint takes"
-
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        limit = self.limits.get(scope["path"], self.default)
+        limit, detail = self.limits.get(scope["path"], self.default)
         declared = declared_length(scope)
         if declared is not None and declared > limit:
-            return await JSONResponse({"detail": self.detail(limit)}, status_code=413)(scope, receive, send)
+            return await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
         received = 0
 
         async def counted():
@@ -55,7 +53,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
-                    raise BodyTooLarge(self.detail(limit))
+                    raise BodyTooLarge(detail)
             return message
 
         await self.app(scope, counted, send)

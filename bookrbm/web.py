@@ -29,6 +29,8 @@ FORM_ALLOWANCE = 64 * 1024  # an upload's multipart framing and fields, on top o
 # The largest JSON body taken: 2,000 items written out with generous whitespace come to
 # about 200 kB; anything past this is refused before it is read (bookrbm.body_limit).
 MAX_BODY = 1024 * 1024
+UPLOAD_TOO_LARGE = f"upload too large: a Goodreads export of at most 5 MB ({MAX_UPLOAD:,} bytes) is taken"
+BODY_TOO_LARGE = f"request too large: a body of at most 1 MB ({MAX_BODY:,} bytes) is taken"
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static", "index.html")
 log = logging.getLogger("bookrbm.web")
 
@@ -256,7 +258,10 @@ def create_app(service):
         description="What should I read next? Book recommendations from an RBM trained on goodbooks-10k.",
         version="1",
     )
-    app.add_middleware(BodyLimit, default=MAX_BODY, limits={"/api/goodreads": MAX_UPLOAD + FORM_ALLOWANCE})
+    app.add_middleware(
+        BodyLimit, default=(MAX_BODY, BODY_TOO_LARGE),
+        limits={"/api/goodreads": (MAX_UPLOAD + FORM_ALLOWANCE, UPLOAD_TOO_LARGE)},
+    )
 
     @app.exception_handler(ClientError)
     async def client_error(request: Request, error: ClientError):
@@ -307,7 +312,7 @@ def create_app(service):
                   top: int = Query(10, ge=1, le=100)):
         content = file.file.read(MAX_UPLOAD + 1)
         if len(content) > MAX_UPLOAD:
-            raise ClientError(413, f"upload too large: more than {MAX_UPLOAD} bytes")
+            raise ClientError(413, UPLOAD_TOO_LARGE)
         name = re.sub(r"[^\w .-]", "_", os.path.basename(file.filename or "upload.csv"))[:100]
         return service.goodreads(name, content, top)
 
