@@ -351,6 +351,21 @@ def figures(label, latencies, errors, wall, cpu):
     return rows
 
 
+def summary(result):
+    """``figures`` of one load's results as {name: value}."""
+    return {row["name"]: row["value"] for row in figures("", *result)}
+
+
+def print_table(rows, columns):
+    """``rows`` (dicts) as a text table; ``columns`` are (heading, key, format spec), and a
+    value of None is left blank."""
+    widths = [re.match(r"[<>]?\d*", spec).group() for _, _, spec in columns]
+    print("".join(format(heading, width) for (heading, _, _), width in zip(columns, widths)))
+    for row in rows:
+        print("".join(format("", width) if row[key] is None else format(row[key], spec)
+                      for (_, key, spec), width in zip(columns, widths)))
+
+
 @cli
 def main(argv=None):
     args = parse_args(argv)
@@ -386,7 +401,7 @@ def sweep(args, body):
     rows = []
     for app, results in (("recommendation", served), ("stored answer", stored)):
         for clients, result in zip(args.sweep, results):
-            found = {row["name"]: row["value"] for row in figures("", *result)}
+            found = summary(result)
             rows.append({
                 "app": app, "clients": clients, "requests": found["requests"], "errors": found["errors"],
                 "p50_ms": found["p50"], "p99_ms": found["p99"], "throughput": found["throughput"],
@@ -398,11 +413,9 @@ def sweep(args, body):
     from bookrbm.plots import plot_latency_by_load
 
     plot_latency_by_load(rows, TARGET_MS, picture)
-    print(f"{'app':<16}{'clients':>8}{'p50 ms':>9}{'p99 ms':>9}{'req/s':>8}{'CPU ms':>8}{'errors':>8}")
-    for row in rows:
-        cpu = "" if row["server_cpu_ms"] is None else f"{row['server_cpu_ms']:.2f}"
-        print(f"{row['app']:<16}{row['clients']:>8}{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['throughput']:>8.0f}"
-              f"{cpu:>8}{row['errors']:>8}")
+    print_table(rows, [("app", "app", "<16"), ("clients", "clients", ">8"), ("p50 ms", "p50_ms", ">9.1f"),
+                       ("p99 ms", "p99_ms", ">9.1f"), ("req/s", "throughput", ">8.0f"), ("CPU ms", "server_cpu_ms", ">8.2f"),
+                       ("errors", "errors", ">8")])
     within = [row["clients"] for row in rows if row["app"] == "recommendation" and row["p99_ms"] <= TARGET_MS]
     print(f"p99 ≤ {TARGET_MS} ms with {', '.join(map(str, within)) or 'no number of'} concurrent clients; "
           f"wrote {paths.shown(args.sweep_out)} and {paths.shown(picture)}")
@@ -416,17 +429,15 @@ def by_rate(args, body):
     results = measure(serve_command(args, port), port, body, loads, run=open_load, desc="serve.py by rate")
     rows = []
     for rate, result in zip(args.rates, results):
-        found = {row["name"]: row["value"] for row in figures("", *result)}
+        found = summary(result)
         rows.append({
             "rate": rate, "achieved": found["throughput"], "requests": found["requests"], "errors": found["errors"],
             "p50_ms": found["p50"], "p99_ms": found["p99"], "max_ms": found["max"], "server_cpu_ms": found.get("server_cpu"),
         })
     write_csv(args.rates_out, rows, list(rows[0]))
-    print(f"{'requests/s':>10}{'achieved':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'CPU ms':>8}{'errors':>8}")
-    for row in rows:
-        cpu = "" if row["server_cpu_ms"] is None else f"{row['server_cpu_ms']:.2f}"
-        print(f"{row['rate']:>10g}{row['achieved']:>10.1f}{row['p50_ms']:>9.1f}{row['p99_ms']:>9.1f}{row['max_ms']:>9.1f}"
-              f"{cpu:>8}{row['errors']:>8}")
+    print_table(rows, [("requests/s", "rate", ">10g"), ("achieved", "achieved", ">10.1f"), ("p50 ms", "p50_ms", ">9.1f"),
+                       ("p99 ms", "p99_ms", ">9.1f"), ("max ms", "max_ms", ">9.1f"), ("CPU ms", "server_cpu_ms", ">8.2f"),
+                       ("errors", "errors", ">8")])
     within = [row["rate"] for row in rows if row["p99_ms"] <= TARGET_MS]
     print(f"p99 ≤ {TARGET_MS} ms at {', '.join(f'{rate:g}' for rate in within) or 'none of these'} requests/s "
           f"arriving at random; wrote {paths.shown(args.rates_out)}")

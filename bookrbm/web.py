@@ -29,8 +29,8 @@ FORM_ALLOWANCE = 64 * 1024  # an upload's multipart framing and fields, on top o
 # The largest JSON body taken: 2,000 items written out with generous whitespace come to
 # about 200 kB; anything past this is refused before it is read (bookrbm.body_limit).
 MAX_BODY = 1024 * 1024
-UPLOAD_TOO_LARGE = f"upload too large: a Goodreads export of at most 5 MB ({MAX_UPLOAD:,} bytes) is taken"
-BODY_TOO_LARGE = f"request too large: a body of at most 1 MB ({MAX_BODY:,} bytes) is taken"
+UPLOAD_TOO_LARGE = f"upload too large: a Goodreads export of at most {MAX_UPLOAD >> 20} MB ({MAX_UPLOAD:,} bytes) is taken"
+BODY_TOO_LARGE = f"request too large: a body of at most {MAX_BODY >> 20} MB ({MAX_BODY:,} bytes) is taken"
 PAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static", "index.html")
 log = logging.getLogger("bookrbm.web")
 
