@@ -76,7 +76,7 @@ class Service:
 
     @classmethod
     def from_files(cls, model_path, data_path):
-        return cls(model.load(model_path), interactions.load(data_path))
+        return cls(*load_files(model_path, data_path))
 
     def search(self, query, page, per_page):
         """Books whose title or authors hold every word of ``query``: titles that start with
@@ -184,6 +184,14 @@ class Service:
         except InputError as error:
             raise ClientError(422, str(error)) from None
         return {"summary": summary, **self.recommend(who, top)}
+
+
+def load_files(model_path, data_path):
+    """(model, processed data) from their files, checked to belong together: what a
+    ``Service`` is made of, and all that serve.py's parent needs to prove the files good."""
+    trained, data = model.load(model_path), interactions.load(data_path)
+    recommender.check_compatible(trained, data)
+    return trained, data
 
 
 def one_blas_thread():

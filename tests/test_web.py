@@ -259,14 +259,14 @@ def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monke
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.append(
         (app, options.get("workers"), os.environ.get("UV_TCP_SINGLE_ACCEPT"), gc.get_freeze_count(),
          loaded[-1]() is not None)))
-    from_files = web.Service.from_files
+    load_files = web.load_files
 
     def watched(*files):
-        service = from_files(*files)
-        loaded.append(weakref.ref(service))
-        return service
+        trained, data = load_files(*files)
+        loaded.append(weakref.ref(data))
+        return trained, data
 
-    monkeypatch.setattr(web.Service, "from_files", watched)
+    monkeypatch.setattr(web, "load_files", watched)
     monkeypatch.setattr(web, "one_blas_thread", lambda: None)
     monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
     with socket.socket() as probe:  # a port that serve.py's own check finds free
