@@ -72,11 +72,21 @@ class Service:
         # search text per book: both titles and the authors, normalised once
         self.titles = [matching.normal_title(f"{t} {e}") for t, e in zip(data.titles, data.catalogue.edition_titles)]
         self.texts = [f"{t} {matching.normal_title(a)}" for t, a in zip(self.titles, data.authors)]
-        self._index = None  # the matching index, built at the first upload and kept
+        self._index = None  # the matching index: built by prepare_uploads, or at the first upload
 
     @classmethod
     def from_files(cls, model_path, data_path):
         return cls(*load_files(model_path, data_path))
+
+    def prepare_uploads(self):
+        """Build the matching index and import the export reader (pandas) now, as a server
+        does before it serves: left to the first upload, they took it 1.1 s, in which the
+        worker answered nothing else, and pandas's 25,000 objects, made after the loaded
+        ones were frozen (``freeze_loaded``), would lengthen every full collection after."""
+        from . import goodreads  # noqa: F401  (reader.from_goodreads imports it when it is needed)
+
+        if self._index is None:
+            self._index = matching.Index(self.data)
 
     def search(self, query, page, per_page):
         """Books whose title or authors hold every word of ``query``: titles that start with
@@ -168,8 +178,7 @@ class Service:
             with open(path, "wb") as handle:
                 handle.write(content)
             try:
-                if self._index is None:
-                    self._index = matching.Index(self.data)
+                self.prepare_uploads()
                 who = reader.from_goodreads(self.data, path, self._index)
             except InputError as error:
                 # the temporary path means nothing to the client; name their file instead
@@ -225,8 +234,11 @@ def freeze_loaded():
 
 
 def serving_app(service):
-    """The app a server process serves, made once it has loaded ``service``: what it loaded
-    kept out of the garbage collector's full passes (``freeze_loaded``)."""
+    """The app a server process serves, made once it has loaded ``service``: ready for its
+    first reader and upload (``Model.prepare_readers``, ``Service.prepare_uploads``), and
+    what it loaded kept out of the garbage collector's full passes (``freeze_loaded``)."""
+    service.model.prepare_readers()
+    service.prepare_uploads()
     app = create_app(service)
     freeze_loaded()
     return app
