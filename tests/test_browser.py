@@ -74,6 +74,13 @@ def test_search_rate_and_get_recommendations(server):
             titles = [add_and_rate(page, "hobbit", 5), add_and_rate(page, "name of the wind", 4),
                       add_and_rate(page, "harry potter", 5)]
             assert page.locator("#mine li.mine").count() == 3
+            # the books and their stars outlive a reload (kept in the browser's localStorage)
+            page.reload()
+            kept = page.locator("#mine li.mine")
+            kept.first.wait_for()
+            assert [kept.nth(i).locator(".title").inner_text() for i in range(kept.count())] == titles
+            assert [kept.nth(i).locator(".star.on").count() for i in range(3)] == [5, 4, 5]
+            assert page.locator("#recommend").is_enabled() and page.locator("#count").inner_text() == "(3 of 3 rated)"
             page.click("#recommend")
             cards = page.locator("#recs li.recommendation")
             cards.first.wait_for()
@@ -102,7 +109,13 @@ def test_goodreads_upload_on_the_page(server):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
             page = browser.new_page(viewport={"width": 1024, "height": 800})
+            errors = []
+            page.on("pageerror", lambda error: errors.append(error))
             page.goto(server)
+            # what another version of the page (or a hand) left in storage does not break it
+            page.evaluate("localStorage.setItem('bookrbm.mine', '{not json')")
+            page.reload()
+            assert page.locator("#mine").inner_text().startswith("Nothing yet") and not errors
             page.set_input_files("#upload", os.path.join(paths.BUNDLED_DATA, "example_goodreads_export.csv"))
             page.locator("#recs li.recommendation").first.wait_for()
             summary = page.locator("#summary").inner_text()
