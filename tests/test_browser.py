@@ -116,6 +116,10 @@ def test_goodreads_upload_on_the_page(server):
             page.evaluate("localStorage.setItem('bookrbm.mine', '{not json')")
             page.reload()
             assert page.locator("#mine").inner_text().startswith("Nothing yet") and not errors
+            page.evaluate("""localStorage.setItem('bookrbm.mine', JSON.stringify([
+                {book: {book_id: 7, title: 'The Hobbit', image_url: 5}, rating: 9}, {book: {title: 'no id'}, rating: 1}, 3]))""")
+            page.reload()
+            assert page.locator("#mine li.mine").count() == 1 and page.locator("#mine .star.on").count() == 5 and not errors
             page.set_input_files("#upload", os.path.join(paths.BUNDLED_DATA, "example_goodreads_export.csv"))
             page.locator("#recs li.recommendation").first.wait_for()
             summary = page.locator("#summary").inner_text()
