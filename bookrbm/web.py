@@ -80,7 +80,7 @@ class Service:
 
     def prepare_uploads(self):
         """Build the matching index and import the export reader (pandas) now, as a server
-        does before it serves: left to the first upload, they took it 1.1 s, in which the
+        does before it serves: left to the first upload, they took it 0.7 s, in which the
         worker answered nothing else, and pandas's 25,000 objects, made after the loaded
         ones were frozen (``freeze_loaded``), would lengthen every full collection after."""
         from . import goodreads  # noqa: F401  (reader.from_goodreads imports it when it is needed)
