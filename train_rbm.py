@@ -7,7 +7,7 @@ import os
 from bookrbm import interactions, model, paths
 from bookrbm.atomic import check_writable
 from bookrbm.errors import cli, seed_option
-from bookrbm.settings import DEFAULTS, INPUTS, PRESETS, VISIBLE_BIASES
+from bookrbm.settings import DEFAULTS, INPUTS, PRESETS, VISIBLE_BIASES, check_settings
 
 OPTIONS = [
     # (flag, type, help)
@@ -81,12 +81,14 @@ def chosen_settings(args):
 @cli
 def main(argv=None):
     args = parse_args(argv)
+    settings = chosen_settings(args)
+    check_settings({**DEFAULTS, **settings})  # at once: not after loading the data and TensorFlow
     data = interactions.load(args.data)
     history = os.path.splitext(args.out)[0] + "-history.csv"
     check_writable(args.out, history, os.path.join(args.plots, "free_energy.png"))  # not after minutes of training
     from bookrbm import train  # imports TensorFlow, so only once the input is known to be good
 
-    trained = train.train(data, seed=args.seed, progress=not args.quiet, **chosen_settings(args))
+    trained = train.train(data, seed=args.seed, progress=not args.quiet, **settings)
     model.save(args.out, trained)
     train.write_history(history, trained.history)
     written = [args.out, history, *train.write_plots(trained.history, args.plots)]

@@ -49,10 +49,11 @@ def shares_of(text):
 
 
 def run(args, log=print):
-    from bookrbm import comparison, train
+    shares = shares_of(args.shares)  # before TensorFlow's import (4 s), so that a typo is told at once
+    from bookrbm import comparison
 
-    shares = shares_of(args.shares)
     names = comparison.baseline_names(args.baselines)
+    from bookrbm import train
     data = interactions.load(args.data)
     fit_rows, tuning_rows, test_rows = evaluation.user_sets(data, require=args.data)
     tuning = evaluation.tuning_holdout(data, tuning_rows)

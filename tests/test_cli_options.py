@@ -1,6 +1,7 @@
 """What every script does with its options: a bad --seed, or an output that cannot be written, is
 one line and exit 2, found before the long work."""
 import os
+import subprocess
 import sys
 
 import pytest
@@ -61,6 +62,22 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_before_training(sample
         f"error: {tmp_path / 'file' / 'plots' / 'free_energy.png'}: cannot write it ({tmp_path / 'file'} is a file, not a folder)\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no model, no temporary file
+
+
+@pytest.mark.parametrize("script, options, message", [
+    ("train_rbm.py", ["--epochs", "0"], "--epochs must be at least 1, not 0"),
+    ("train_rbm.py", ["--patience", "3", "--eval-every", "0"], "--patience needs --eval-every"),
+    ("bench/data_size.py", ["--shares", "0,2"], "--shares must be above 0 and at most 1"),
+])
+def test_a_bad_training_setting_is_told_before_the_data_or_tensorflow_load(script, options, message, tmp_path):
+    # the data file is missing too: the setting is checked first, without TensorFlow's 4 s
+    # import (which -X importtime cannot show: graph.py hides native stderr while it runs)
+    run = ("import runpy, sys\nsys.argv = sys.argv[1:]\ntry:\n    runpy.run_path(sys.argv[0], run_name='__main__')\n"
+           "finally:\n    print('tensorflow' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", run, script, "--data", str(tmp_path / "missing.npz"), *options],
+                          cwd=paths.ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.startswith(f"error: {message}") and done.stderr.count("\n") == 1
+    assert done.stdout == "False\n"
 
 
 def test_evaluate_checks_its_outputs_before_evaluating(sample_file, tmp_path, capsys):
