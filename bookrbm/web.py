@@ -248,7 +248,7 @@ def serving_app(service):
 # share one listening socket, and libuv (uvloop's) accepts every waiting connection at once:
 # 16 clients connecting together went 11 to one worker and 5 to the other, whose readers then
 # waited 59 and 24 ms. With this, each worker accepts one and yields; they split evenly in
-# the runs then made, but not always since (bench/web_latency.py, README "Uneven workers"):
+# the runs then made, but not always since (bench/web_latency.py, bench/README.md "Uneven workers"):
 # the kernel's race decides.
 WORKER_ENVIRONMENT = {"UV_TCP_SINGLE_ACCEPT": "1"}
 
