@@ -48,8 +48,9 @@ def main(argv=None):
 
     trained, data = web.load_files(args.model, args.data)  # a bad file stops here, with one line
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    print(f"serving {data.n_books} books on http://{args.host}:{args.port}/ (API schema at /docs)", flush=True)
+    where = f"{data.n_books} books on http://{args.host}:{args.port}/ (API schema at /docs)"
     if args.workers > 1:
+        print(f"serving {where} once {args.workers} workers have loaded the model (a few seconds)", flush=True)
         # each worker loads its own copy; these only proved the files good, so the parent, which
         # just supervises the workers, neither keeps them (162 → 79 MB on the sample) nor builds
         # a Service's search texts on them (0.3 s)
@@ -60,7 +61,9 @@ def main(argv=None):
         uvicorn.run("bookrbm.web:app_from_env", factory=True, workers=args.workers, host=args.host, port=args.port,
                     log_level="warning")
     else:
-        uvicorn.run(web.serving_app(web.Service(trained, data)), host=args.host, port=args.port, log_level="warning")
+        app = web.serving_app(web.Service(trained, data))
+        print(f"serving {where}", flush=True)  # once it is ready: a reader who follows the link at once gets the page
+        uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -299,10 +299,13 @@ def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monke
 
     import serve
 
-    seen, loaded = [], []
-    monkeypatch.setattr(uvicorn, "run", lambda app, **options: seen.append(
+    seen, loaded, events = [], [], []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: (events.append("run"), seen.append(
         (app, options.get("workers"), os.environ.get("UV_TCP_SINGLE_ACCEPT"), gc.get_freeze_count(),
-         loaded[-1]() is not None)))
+         loaded[-1]() is not None))))
+    monkeypatch.setattr(serve, "print", lambda text, **options: events.append(text), raising=False)
+    serving_app = web.serving_app
+    monkeypatch.setattr(web, "serving_app", lambda service: (events.append("ready"), serving_app(service))[1])
     load_files = web.load_files
 
     def watched(*files):
@@ -329,6 +332,9 @@ def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monke
     # one worker process per core, each accepting one waiting connection at a time; each
     # loads its own model, so the parent lets go of the one it checked the files with
     assert factory == "bookrbm.web:app_from_env" and workers == 2 and two_accept == "1" and not kept
+    # one process says where it serves once its app is ready, not a second before it can answer
+    where = f"serving 10000 books on http://127.0.0.1:{port}/ (API schema at /docs)"
+    assert events == ["ready", where, "run", f"{where} once 2 workers have loaded the model (a few seconds)", "run"]
 
 
 def test_the_blas_limit_reaches_numpys_blas():
