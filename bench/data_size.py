@@ -49,11 +49,13 @@ def shares_of(text):
 
 
 def run(args, log=print):
-    shares = shares_of(args.shares)  # before TensorFlow's import (4 s), so that a typo is told at once
+    # the options first, so that a typo is told at once, not after TensorFlow's import (4 s)
+    shares = shares_of(args.shares)
     from bookrbm import comparison
 
     names = comparison.baseline_names(args.baselines)
     from bookrbm import train
+
     data = interactions.load(args.data)
     fit_rows, tuning_rows, test_rows = evaluation.user_sets(data, require=args.data)
     tuning = evaluation.tuning_holdout(data, tuning_rows)

@@ -21,8 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import interactions, matching, model, reader
 from . import recommend as recommender
 from .body_limit import BodyLimit
-from .search import BookSearch, words_of
 from .errors import InputError
+from .search import BookSearch, words_of
 
 MAX_ITEMS = 2000  # ratings plus to-read books in one request
 MAX_UPLOAD = 5 * 1024 * 1024  # a Goodreads export of a few thousand books with reviews is ~2 MB
