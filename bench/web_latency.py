@@ -100,7 +100,11 @@ def free_port():
 
 def request_body(data_path, n_ratings):
     """A real reader's ratings: the first ``n_ratings`` of the reader with the most."""
-    data = interactions.load(data_path)
+    return request_body_of(interactions.load(data_path), n_ratings)
+
+
+def request_body_of(data, n_ratings):
+    """``request_body`` from processed data already loaded."""
     counts = np.diff(data.ratings.indptr)
     row = int(np.argmax(counts))
     start, stop = data.ratings.indptr[row], data.ratings.indptr[row + 1]
@@ -317,7 +321,7 @@ def stored_answer_app():
     checks and the load generator cost without the model (uvicorn's factory, for --workers)."""
 
     def store_answer(service):
-        body, _ = request_body(os.environ["BOOKRBM_DATA"], int(os.environ["BOOKRBM_RATINGS"]))
+        body, _ = request_body_of(service.data, int(os.environ["BOOKRBM_RATINGS"]))
         request = web.RecommendationRequest.model_validate_json(body)
         answer = service.recommend(service.reader_of(request), request.top, request.source)
         service.recommend = lambda who, top=10, source=None: answer

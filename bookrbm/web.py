@@ -234,8 +234,8 @@ WORKER_ENVIRONMENT = {"UV_TCP_SINGLE_ACCEPT": "1"}
 
 def app_from_env(prepare=None):
     """The app for uvicorn's worker processes: model and data paths from the environment, as
-    serve.py sets them; BLAS kept to one thread, as each worker is one of several; what it
-    loaded kept out of the garbage collector's full passes (``freeze_loaded``).
+    serve.py sets them; BLAS kept to one thread, as each worker is one of several; then made
+    as every server process makes its app (``serving_app``).
 
     prepare : called with the loaded ``Service`` before the app is made (the latency bench
         swaps its recommendation there)."""
