@@ -17,6 +17,7 @@ FORMAT = "bookrbm-model-2"
 ARRAYS = ("weights", "visible_bias", "hidden_bias", "book_ids")
 # models from before these were kept have none; a model without series units has no series_*
 OPTIONAL_ARRAYS = ("visible_mean", "series", "series_weights", "series_bias")
+BOOK_BLOCK = 1024  # books per block of ``Model.visible_means``'s products
 
 
 def unlisted_weight(n_listed, mean_books):
@@ -118,16 +119,30 @@ class Model:
     def fold_in_all(self, visible):
         """(p(h|v), p(g|v) of the series units or None, scores): ``fold_in`` with the series
         units too, each reader's list read as partial once for both kinds of unit."""
+        hidden, series, top_down, push = self._top_down(visible)
+        if visible.shape[0] == 1:
+            return hidden, series, self.visible_means(top_down, push)
+        return hidden, series, rbm.mean_visibles(top_down, self.weights, self.visible_bias, push)
+
+    def fold_in_each(self, readers):
+        """``fold_in_all`` of each of ``readers`` (visible vectors, 1-row CSRs), each the same
+        bit for bit as alone, their products with the weights made in one pass over them
+        (``visible_means``): how a server folds in the readers who ask at the same moment."""
+        parts = [self._top_down(visible) for visible in readers]
+        top_down = np.concatenate([part[2] for part in parts])
+        push = 0.0 if self.series is None else np.concatenate([part[3] for part in parts])
+        scores = self.visible_means(top_down, push)
+        return [(hidden, series, scores[i : i + 1]) for i, (hidden, series, _, _) in enumerate(parts)]
+
+    def _top_down(self, visible):
+        """(p(h|v), p(g|v) or None, what the hidden units send down, the series units' push)."""
         partial = self._partial_lists(visible)
         hidden = self._hidden(visible, partial)
         series = self._series(visible, partial)
         top_down = self.settings.get("hidden_keep", 1.0) * hidden
         # the series units at full strength even when trained with dropout (series_keep):
         # scaled by it, the RBM lost 0.025 on the tuning readers at 80% (README)
-        push = rbm.series_push(series, self.series_units)
-        if visible.shape[0] == 1:
-            return hidden, series, self.visible_means(top_down, push)
-        return hidden, series, rbm.mean_visibles(top_down, self.weights, self.visible_bias, push)
+        return hidden, series, top_down, rbm.series_push(series, self.series_units)
 
     def _partial_lists(self, visible):
         """Rows read as partial lists: (visible vectors with each listed book at
@@ -191,9 +206,23 @@ class Model:
         return rbm.series_sums(self.visible_mean[None, :], self.series_units)[0]
 
     def visible_means(self, hidden, push=0.0):
-        """p(v|h) of rows of top-down hidden values (as ``fold_in`` makes them) and the series
-        units' push: the scores, (n_users, n_books)."""
-        return rbm.sigmoid(hidden @ self.weights_t + self.visible_bias + push)
+        """p(v|h) of a few rows of top-down hidden values (as ``fold_in`` makes them) and the
+        series units' push: the scores, (n_users, n_books), each row the same bit for bit as
+        alone.
+
+        Each row's product with Wᵀ is its own, so that a reader's scores do not depend on who
+        else is folded in with them (a matrix product of several rows sums in another
+        order), but made a block of books at a time, each block's weights (4 MB at 1,024
+        hidden units) read from memory once for all the rows and from cache for the rest.
+        Alone, 0.9–1.2 ms a row (all 40 MB read, as one product reads them); 0.58–0.69 ms a
+        row for 8 rows. In the web app under load, where the two workers' reads of their
+        weights compete for memory, it halved the CPU time of a request (README)."""
+        logits = np.empty((hidden.shape[0], self.weights_t.shape[1]), np.result_type(hidden, self.weights_t))
+        for first in range(0, logits.shape[1], BOOK_BLOCK):
+            block = self.weights_t[:, first : first + BOOK_BLOCK]
+            for row in range(hidden.shape[0]):
+                np.matmul(hidden[row : row + 1], block, out=logits[row : row + 1, first : first + BOOK_BLOCK])
+        return rbm.sigmoid(logits + self.visible_bias + push)
 
 
 def _of_partial_lists(activations, visible, partial, mean_input):

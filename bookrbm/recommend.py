@@ -100,13 +100,39 @@ def recommend(model, data, reader, n=10, source=None, explain=3):
         in through the trained weights, so no reader needs retraining.
     explain : how many read books to name for each recommendation.
     """
-    if not isinstance(reader, Reader):
-        reader = from_user(data, reader)
-    inputs = model.visible(reader.visible(data.n_books))
-    source = source or default_source(reader)
-    hidden, series, scores = model.fold_in_all(inputs)
-    series = None if series is None else series[0]
-    return rank(model, data, reader, inputs, scores[0], n, source, explain, hidden=hidden[0], series=series)
+    return ranked(model, data, fold_in(model, data, [reader])[0], n, source, explain)
+
+
+@dataclasses.dataclass
+class Folded:
+    """One reader folded in: ``inputs``, their visible vector as the model sees it (CSR, 1
+    row); ``hidden`` and ``series``, the p(h|v) (n_hidden,) and series units' p(g|v)
+    (n_series,) or None it gives; ``scores``, the reconstruction (n_books,)."""
+
+    reader: Reader
+    inputs: object
+    hidden: np.ndarray
+    series: np.ndarray
+    scores: np.ndarray
+
+
+def fold_in(model, data, readers):
+    """A ``Folded`` for each of ``readers`` (``Reader``s or goodbooks user_ids), each the
+    same as alone; their products with the weights share one pass over them
+    (``Model.fold_in_each``), as a server's readers who ask at the same moment do."""
+    readers = [reader if isinstance(reader, Reader) else from_user(data, reader) for reader in readers]
+    inputs = [model.visible(reader.visible(data.n_books)) for reader in readers]
+    return [
+        Folded(reader, visible, hidden[0], None if series is None else series[0], scores[0])
+        for reader, visible, (hidden, series, scores) in zip(readers, inputs, model.fold_in_each(inputs))
+    ]
+
+
+def ranked(model, data, folded, n=10, source=None, explain=3):
+    """``recommend``'s answer for a reader ``fold_in`` has folded in."""
+    source = source or default_source(folded.reader)
+    return rank(model, data, folded.reader, folded.inputs, folded.scores, n, source, explain,
+                hidden=folded.hidden, series=folded.series)
 
 
 def rank(model, data, reader, inputs, scores, n=10, source="to_read", explain=3, hidden=None, series=None):

@@ -23,6 +23,7 @@ from . import recommend as recommender
 from .body_limit import BodyLimit
 from .errors import InputError
 from .search import BookSearch, words_of
+from .together import Together
 
 MAX_ITEMS = 2000  # ratings plus to-read books in one request
 MAX_UPLOAD = 5 * 1024 * 1024  # a Goodreads export of a few thousand books with reviews is ~2 MB
@@ -134,8 +135,26 @@ class Service:
         )
 
     def recommend(self, who, top=10, source=None):
+        (answer,) = self.recommend_each([(who, top, source)])
+        if isinstance(answer, ClientError):
+            raise answer
+        return answer
+
+    def recommend_each(self, asks):
+        """``recommend``'s answer, or the ClientError it raises, for each of ``asks`` ((reader,
+        top, source) each), the readers folded in together (``recommender.fold_in``)."""
+        folded = recommender.fold_in(self.model, self.data, [who for who, _, _ in asks])
+        answers = []
+        for (_, top, source), one in zip(asks, folded):
+            try:
+                answers.append(self._answer(one, top, source))
+            except ClientError as error:
+                answers.append(error)
+        return answers
+
+    def _answer(self, folded, top, source):
         try:
-            found = recommender.recommend(self.model, self.data, who, n=top, source=source)
+            found = recommender.ranked(self.model, self.data, folded, n=top, source=source)
         except recommender.EmptyToRead as error:
             raise ClientError(422, error.worded('"from": "all"')) from None  # the API's field, not the CLI's flag
         except InputError as error:
@@ -297,10 +316,15 @@ def create_app(service):
     ):
         return service.search(q, page, per_page)
 
+    # readers who ask at the same moment are folded in together: one pass over the weights
+    # for all of them, each answer the same as alone
+    together = Together(service.recommend_each)
+
     @app.post("/api/recommendations")
     async def recommendations(request: RecommendationRequest):
+        answer = await together.ask((service.reader_of(request), request.top, request.source))
         # plain JSON types already: skip FastAPI's generic encoder, which walks every value
-        return JSONResponse(service.recommend(service.reader_of(request), request.top, request.source))
+        return JSONResponse(answer)
 
     @app.get("/api/users/{user_id}/recommendations")
     def user_recommendations(

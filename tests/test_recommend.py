@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import pytest
 
 import recommend as recommend_cli
 from bookrbm import paths, rbm
-from bookrbm.recommend import recommend, top_n
+from bookrbm.recommend import fold_in, recommend, top_n
 
 
 def cli_args(sample_file, quick_model_file, tmp_path, *extra):
@@ -57,6 +58,23 @@ def test_user_id_maps_to_that_users_ratings(sample, quick_model, sample_csv):
     keep = quick_model.settings["hidden_keep"]
     expected = rbm.reconstruct(visible, *quick_model.params, hidden_keep=keep, series_units=quick_model.series_units)
     assert np.allclose(found.scores, expected[0])
+
+
+def test_readers_folded_in_together_score_each_as_alone(sample, quick_model):
+    """As a server folds in the readers who ask at the same moment: one pass over the
+    weights, and not one bit of a reader's scores moved by who else asked."""
+    rows = [0, 3, 50, 700, 2000]  # lists of different lengths, so each reader is read differently
+    user_ids = [int(u) for u in sample.user_ids[rows]]
+    without_series = dataclasses.replace(quick_model, series=None, series_weights=None, series_bias=None)
+    for trained in (quick_model, without_series):
+        together = fold_in(trained, sample, user_ids)
+        for user_id, folded in zip(user_ids, together):
+            (alone,) = fold_in(trained, sample, [user_id])
+            assert np.array_equal(folded.scores, alone.scores) and np.array_equal(folded.hidden, alone.hidden)
+        # each reader's own scores: those of the matrix product of all of them, to within rounding
+        expected = trained.scores(sample.ratings[rows])
+        assert np.allclose(np.stack([folded.scores for folded in together]), expected, rtol=1e-5, atol=1e-7)
+    assert together[0].series is None and fold_in(quick_model, sample, user_ids[:1])[0].series is not None
 
 
 def test_validation_users_are_folded_in(sample, quick_model):

@@ -70,6 +70,34 @@ def test_to_read_list_is_ranked_when_given(client):
     assert {r["book_id"] for r in answer["recommendations"]} == {19, 10}  # 7 is read
 
 
+def test_readers_who_ask_at_the_same_moment_are_answered_together_each_as_alone(client, quick_model, sample):
+    import asyncio
+
+    import httpx
+
+    service = web.Service(quick_model, sample)
+    sizes, each = [], service.recommend_each
+    service.recommend_each = lambda asks: sizes.append(len(asks)) or each(asks)
+    app = web.create_app(service)
+    bodies = [
+        rated([7, 192, 562]),
+        {**rated([1, 2, 3], stars=2), "top": 3},
+        {**rated([7]), "to_read": [7], "from": "to_read"},  # nothing left to rank: a 422, for this reader alone
+        {**rated([5000, 17, 7]), "to_read": [19, 10, 12]},
+    ]
+
+    async def at_once():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as together:
+            return await asyncio.gather(*(together.post("/api/recommendations", json=body) for body in bodies))
+
+    answers = asyncio.run(at_once())
+    assert sizes == [4]
+    assert [answer.status_code for answer in answers] == [200, 200, 422, 200]
+    for body, answer in zip(bodies, answers):
+        alone = client.post("/api/recommendations", json=body)
+        assert (answer.status_code, answer.json()) == (alone.status_code, alone.json())
+
+
 def test_a_book_rated_twice_keeps_its_last_rating_and_leaves_the_to_read_list(service, sample):
     request = web.RecommendationRequest.model_validate(
         {"ratings": [{"book_id": 562, "rating": 2}, {"book_id": 7, "rating": 4}, {"book_id": 562, "rating": 5}],
