@@ -1,5 +1,6 @@
 """Work that callers on one event loop ask for at the same moment, done in one call."""
 import asyncio
+import time
 
 
 class Together:
@@ -14,17 +15,26 @@ class Together:
         16 clients, starting at once made calls of 2 or 3 readers (770 requests/s); waiting
         for 1 to 4 quiet rounds, calls of all 6–10 readers waiting at a worker (1,120–1,180
         requests/s, within the noise of each other). A lone caller waits a few microseconds.
+    patience : seconds to go on waiting, after the quiet rounds, while fewer callers have
+        come than the last call took. Under a steady load the same clients come back, a
+        little apart (each answer reaches its client, which then sends the next request);
+        the late ones used to make a call of their own, which the others then waited for.
+        1 ms took the bench's p99 from 17.8–27.0 to 16.6–19.5 ms (seven alternated pairs,
+        lower in each). A caller after a call of one, as under light load, never waits.
     """
 
-    def __init__(self, work, most=16, rounds=2):
-        self.work, self.most, self.rounds = work, most, rounds
+    def __init__(self, work, most=16, rounds=2, patience=0.001):
+        self.work, self.most, self.rounds, self.patience = work, most, rounds, patience
         self._waiting = []
+        self._last = 1  # how many the last call took
+        self._since = 0.0  # when the first of those waiting asked
 
     async def ask(self, item):
         loop = asyncio.get_running_loop()
         answer = loop.create_future()
         self._waiting.append((item, answer))
         if len(self._waiting) == 1:
+            self._since = time.perf_counter()
             loop.call_soon(self._gather, loop, 1, 0)
         return await answer
 
@@ -32,11 +42,14 @@ class Together:
         waiting = len(self._waiting)
         if waiting < self.most:
             quiet = quiet + 1 if waiting == seen else 0
-            if quiet < self.rounds:
+            # each round polls the sockets, so a request that arrives meanwhile joins at once
+            if quiet < self.rounds or (waiting < self._last and time.perf_counter() - self._since < self.patience):
                 loop.call_soon(self._gather, loop, waiting, quiet)
                 return
         batch, self._waiting = self._waiting[: self.most], self._waiting[self.most :]
+        self._last = len(batch)
         if self._waiting:
+            self._since = time.perf_counter()
             loop.call_soon(self._gather, loop, len(self._waiting), 0)
         try:
             results = self.work([item for item, _ in batch])

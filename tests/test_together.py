@@ -62,6 +62,35 @@ def test_a_caller_a_round_behind_joins_the_call_and_one_far_behind_waits_for_the
     assert work.calls == [[1, 2, 3], [4]]
 
 
+def test_after_a_call_of_several_it_waits_patiently_for_as_many_and_a_lone_caller_never_waits():
+    work = Recorded()
+    patient, hasty = Together(work, patience=60.0), Together(Recorded(), patience=0.0)
+
+    async def after(together, rounds, x):
+        for _ in range(rounds):
+            await asyncio.sleep(0)
+        return await together.ask(x)
+
+    async def main(together):
+        first = await asyncio.gather(*(together.ask(x) for x in (1, 2, 3)))
+        # the same three come back, one of them well after the quiet rounds
+        second = await asyncio.gather(together.ask(4), after(together, 1, 5), after(together, 30, 6))
+        return first, second
+
+    assert run(lambda: main(patient)) == ([1, 4, 9], [16, 25, 36])
+    assert work.calls == [[1, 2, 3], [4, 5, 6]]
+    run(lambda: main(hasty))
+    assert hasty.work.calls == [[1, 2, 3], [4, 5], [6]]
+
+    lone = Together(Recorded(), patience=60.0)
+
+    async def alone():
+        await lone.ask(7)  # a call of one: the next lone caller is not kept waiting
+        return await asyncio.wait_for(lone.ask(8), timeout=5.0)
+
+    assert run(alone) == 64
+
+
 def test_no_call_takes_more_than_most():
     work = Recorded()
     together = Together(work, most=2)
