@@ -214,7 +214,7 @@ class Model:
         else is folded in with them (a matrix product of several rows sums in another
         order), but made a block of books at a time, each block's weights (4 MB at 1,024
         hidden units) read from memory once for all the rows and from cache for the rest.
-        Alone, 0.9–1.2 ms a row (all 40 MB read, as one product reads them); 0.58–0.69 ms a
+        Alone, 0.9–1.2 ms a row (all 40 MB read, as one product reads them); 0.58–0.68 ms a
         row for 8 rows. In the web app under load, where the two workers' reads of their
         weights compete for memory, it halved the CPU time of a request (README)."""
         logits = np.empty((hidden.shape[0], self.weights_t.shape[1]), np.result_type(hidden, self.weights_t))
