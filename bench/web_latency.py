@@ -116,19 +116,28 @@ def request_body_of(data, n_ratings):
     return json.dumps({"ratings": ratings, "top": 10}).encode("utf-8"), len(ratings)
 
 
-def wait_until_up(port, server, timeout=90):
-    deadline = time.monotonic() + timeout
+def wait_until_up(port, server, workers=1, timeout=90):
+    """Return once ``workers`` different worker processes have answered /healthz, each on a
+    connection of its own. The first worker up would otherwise take every connection of a
+    load that starts while the others still load the model: the bench's 16 clients once all
+    went to one worker (bench/README.md)."""
+    deadline, seen = time.monotonic() + timeout, set()
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise InputError(f"serve.py exited with code {server.returncode} before answering")
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/healthz")
-            if connection.getresponse().status == 200:
-                return
+            answer = connection.getresponse()
+            if answer.status == 200:
+                seen.add(json.loads(answer.read())["worker"])
+                if len(seen) >= workers:
+                    return
+            connection.close()
         except OSError:
-            time.sleep(0.2)
-    raise InputError(f"serve.py did not answer /healthz within {timeout} s")
+            pass
+        time.sleep(0.05)
+    raise InputError(f"serve.py did not answer /healthz from {workers} workers within {timeout} s")
 
 
 class Connection:
@@ -273,15 +282,15 @@ def tree_cpu_seconds(pid):
     return sum(used.get(member, 0.0) for member in tree)
 
 
-def measure(command, port, body, loads, env=None, run=load, desc="loads"):
-    """Start the server ``command``, warm it up, then for each of ``loads`` in turn, run
+def measure(command, port, body, loads, workers, env=None, run=load, desc="loads"):
+    """Start the server ``command`` and wait for its ``workers``, warm it up, then for each of ``loads`` in turn, run
     as ``run(port, body, *each)`` (``load``'s (clients, requests) by default): (latencies,
     errors, wall seconds, server CPU seconds or None). A progress bar, ``desc``, counts the loads."""
     # nothing reads its output: a pipe left full would stall a server that logs much
     server = subprocess.Popen(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, **(env or {})})
     try:
-        wait_until_up(port, server)
+        wait_until_up(port, server, workers)
         load(port, body, 4, min(50, loads[0][1]))  # warm up
         results = []
         for each in tqdm(loads, desc=desc, leave=False, disable=None):
@@ -298,12 +307,12 @@ def measure(command, port, body, loads, env=None, run=load, desc="loads"):
 def measure_both(args, body, loads):
     """``measure``'s results for ``loads`` from serve.py, then from the app with a stored answer."""
     port = free_port()
-    served = measure(serve_command(args, port), port, body, loads, desc="serve.py")
+    served = measure(serve_command(args, port), port, body, loads, args.workers, desc="serve.py")
     port = free_port()
     stored = measure(
         [sys.executable, "-m", "uvicorn", "web_latency:stored_answer_app", "--factory", "--app-dir", "bench",
          "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
-        port, body, loads, desc="stored answer",
+        port, body, loads, args.workers, desc="stored answer",
         env={"BOOKRBM_MODEL": os.path.abspath(args.model), "BOOKRBM_DATA": os.path.abspath(args.data),
              "BOOKRBM_RATINGS": str(args.ratings), **web.WORKER_ENVIRONMENT},  # as serve.py has it
     )
@@ -430,7 +439,7 @@ def by_rate(args, body):
     arriving at random, ``open_load``); a CSV."""
     port = free_port()
     loads = [(rate, args.requests) for rate in args.rates]
-    results = measure(serve_command(args, port), port, body, loads, run=open_load, desc="serve.py by rate")
+    results = measure(serve_command(args, port), port, body, loads, args.workers, run=open_load, desc="serve.py by rate")
     rows = []
     for rate, result in zip(args.rates, results):
         found = summary(result)

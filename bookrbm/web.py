@@ -306,7 +306,9 @@ def create_app(service):
 
     @app.get("/healthz")
     def healthz():
-        return {"status": "ok", "books": service.data.n_books, "hidden": int(service.model.weights.shape[1])}
+        # "worker": which process answered, so that a client can tell when every worker is up
+        return {"status": "ok", "books": service.data.n_books, "hidden": int(service.model.weights.shape[1]),
+                "worker": os.getpid()}
 
     @app.get("/api/books")
     def books(

@@ -128,6 +128,43 @@ def test_web_latency_client_reads_answers_that_arrive_in_pieces():
     assert received[0] == request and b"Content-Length: 15\r\n\r\n" in request
 
 
+def test_web_latency_waits_until_every_worker_has_answered():
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import web_latency
+    from bookrbm.errors import InputError
+
+    workers = iter([7, 7, 7, 8])  # the second worker is up from the fourth /healthz on
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"status": "ok", "worker": next(workers, 8)}).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    class Running:
+        def poll(self):
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        web_latency.wait_until_up(server.server_address[1], Running(), workers=2)
+        assert next(workers, None) is None  # it asked until the second worker answered
+        with pytest.raises(InputError, match="from 3 workers"):
+            web_latency.wait_until_up(server.server_address[1], Running(), workers=3, timeout=0.5)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def run_web_latency(model_file, data_file, *options):
     """bench/web_latency.py with one worker on the quick model, which must succeed."""
     done = subprocess.run(

@@ -1,4 +1,5 @@
 """The JSON API, through FastAPI's test client, on the bundled sample and a quick model."""
+import os
 import warnings
 
 import numpy as np
@@ -27,7 +28,7 @@ def rated(book_ids, stars=5):
 
 
 def test_health_and_openapi_schema(client):
-    assert client.get("/healthz").json() == {"status": "ok", "books": 10000, "hidden": 16}
+    assert client.get("/healthz").json() == {"status": "ok", "books": 10000, "hidden": 16, "worker": os.getpid()}
     schema = client.get("/openapi.json").json()
     assert {"/api/books", "/api/recommendations", "/api/users/{user_id}/recommendations", "/api/goodreads",
             "/healthz"} <= set(schema["paths"])
