@@ -125,17 +125,18 @@ def wait_until_up(port, server, workers=1, timeout=90):
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise InputError(f"serve.py exited with code {server.returncode} before answering")
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
         try:
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             connection.request("GET", "/healthz")
             answer = connection.getresponse()
             if answer.status == 200:
                 seen.add(json.loads(answer.read())["worker"])
-                if len(seen) >= workers:
-                    return
-            connection.close()
         except OSError:
             pass
+        finally:
+            connection.close()
+        if len(seen) >= workers:
+            return
         time.sleep(0.05)
     raise InputError(f"serve.py did not answer /healthz from {workers} workers within {timeout} s")
 
@@ -283,9 +284,10 @@ def tree_cpu_seconds(pid):
 
 
 def measure(command, port, body, loads, workers, env=None, run=load, desc="loads"):
-    """Start the server ``command`` and wait for its ``workers``, warm it up, then for each of ``loads`` in turn, run
-    as ``run(port, body, *each)`` (``load``'s (clients, requests) by default): (latencies,
-    errors, wall seconds, server CPU seconds or None). A progress bar, ``desc``, counts the loads."""
+    """Start the server ``command``, wait until its ``workers`` have answered, warm it up,
+    then for each of ``loads`` in turn, run as ``run(port, body, *each)`` (``load``'s
+    (clients, requests) by default): (latencies, errors, wall seconds, server CPU seconds or
+    None). A progress bar, ``desc``, counts the loads."""
     # nothing reads its output: a pipe left full would stall a server that logs much
     server = subprocess.Popen(command, cwd=paths.ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, **(env or {})})
