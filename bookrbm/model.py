@@ -17,7 +17,9 @@ FORMAT = "bookrbm-model-2"
 ARRAYS = ("weights", "visible_bias", "hidden_bias", "book_ids")
 # models from before these were kept have none; a model without series units has no series_*
 OPTIONAL_ARRAYS = ("visible_mean", "series", "series_weights", "series_bias")
-BOOK_BLOCK = 1024  # books per block of ``Model.visible_means``'s products
+# each block of ``Model.visible_means``'s products: 4 MB of weights, 1,024 books at 1,024
+# hidden units (a model of 64 takes all 10,000 books in one: each product call costs ~2 µs)
+BLOCK_BYTES = 4 << 20
 
 
 def unlisted_weight(n_listed, mean_books):
@@ -212,16 +214,17 @@ class Model:
 
         Each row's product with Wᵀ is its own, so that a reader's scores do not depend on who
         else is folded in with them (a matrix product of several rows sums in another
-        order), but made a block of books at a time, each block's weights (4 MB at 1,024
-        hidden units) read from memory once for all the rows and from cache for the rest.
+        order), but made a block of books at a time, each block's weights (``BLOCK_BYTES``)
+        read from memory once for all the rows and from cache for the rest.
         Alone, 0.9–1.2 ms a row (all 40 MB read, as one product reads them); 0.58–0.68 ms a
         row for 8 rows. In the web app under load, where the two workers' reads of their
         weights compete for memory, it halved the CPU time of a request (README)."""
         logits = np.empty((hidden.shape[0], self.weights_t.shape[1]), np.result_type(hidden, self.weights_t))
-        for first in range(0, logits.shape[1], BOOK_BLOCK):
-            block = self.weights_t[:, first : first + BOOK_BLOCK]
+        books = max(1, BLOCK_BYTES // (self.weights_t.shape[0] * self.weights_t.itemsize))
+        for first in range(0, logits.shape[1], books):
+            block = self.weights_t[:, first : first + books]
             for row in range(hidden.shape[0]):
-                np.matmul(hidden[row : row + 1], block, out=logits[row : row + 1, first : first + BOOK_BLOCK])
+                np.matmul(hidden[row : row + 1], block, out=logits[row : row + 1, first : first + books])
         return rbm.sigmoid(logits + self.visible_bias + push)
 
 
