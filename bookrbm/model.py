@@ -185,11 +185,12 @@ class Model:
         return _of_partial_lists(activations, visible, partial, lambda: self.mean_series_input)
 
     def prepare_readers(self):
-        """Fold one reader in now, as a server does before it serves, so that what folding in
-        works out once and keeps (``weights_t`` and, where the model uses them,
-        ``mean_input`` and ``mean_series_input``) is there for its first reader: left to it,
-        that took 0.13 s of the first request. Folding in itself decides what it needs."""
-        self.fold_in_all(as_csr(np.eye(1, len(self.book_ids), dtype=np.float32)))
+        """Fold one reader in now, the way a server folds its readers in (``fold_in_each``),
+        so that what folding in works out once and keeps (``weights_t`` and, where the model
+        uses them, ``mean_input`` and ``mean_series_input``) is there for its first reader:
+        left to it, that took 0.13 s of the first request. Folding in itself decides what it
+        needs."""
+        self.fold_in_each([as_csr(np.eye(1, len(self.book_ids), dtype=np.float32))])
 
     @functools.cached_property
     def weights_t(self):
