@@ -144,7 +144,10 @@ def rank(model, data, reader, inputs, scores, n=10, source="to_read", explain=3,
     if n < 1:
         raise InputError(f"--top must be at least 1, not {n}")
     columns = top_n(scores, candidates(data, reader, source), n)
-    because = explain_because(model, inputs, columns, reader.read, top=explain, hidden=hidden, series=series) if explain else []
+    if explain:
+        because = explain_because(model, inputs, columns, reader.read, top=explain, hidden=hidden, series=series)
+    else:
+        because = [np.zeros(0, np.int64) for _ in columns]
     return Recommendations(reader=reader, source=source, columns=columns, scores=scores, because=because)
 
 
@@ -183,17 +186,23 @@ def book_record(data, column):
     }
 
 
-def recommendation_records(found, data):
+def recommendation_records(found, data, records=None):
     """The recommendations, best first: rank, the book, its score, and the read books that
-    led to it (``because_you_read``: book_id and title of each)."""
+    led to it (``because_you_read``: book_id and title of each).
+
+    records : every column's ``book_record``, where the caller keeps them (the web app:
+        making an answer's records again was two thirds of this function's cost)."""
+    if records is None:  # just the books this answer names
+        named = set(found.columns.tolist()).union(*(because.tolist() for because in found.because))
+        records = {column: book_record(data, column) for column in named}
     return [
         {
             "rank": rank,
-            **book_record(data, column),
+            **records[column],
             "score": round(float(found.scores[column]), 6),
-            "because_you_read": [{"book_id": int(data.book_ids[k]), "title": str(data.titles[k])} for k in because],
+            "because_you_read": [{"book_id": records[k]["book_id"], "title": records[k]["title"]} for k in because.tolist()],
         }
-        for rank, (column, because) in enumerate(zip(found.columns, found.because), start=1)
+        for rank, (column, because) in enumerate(zip(found.columns.tolist(), found.because), start=1)
     ]
 
 

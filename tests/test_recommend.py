@@ -8,7 +8,7 @@ import pytest
 
 import recommend as recommend_cli
 from bookrbm import paths, rbm
-from bookrbm.recommend import fold_in, recommend, top_n
+from bookrbm.recommend import book_record, fold_in, recommend, recommendation_records, top_n
 
 
 def cli_args(sample_file, quick_model_file, tmp_path, *extra):
@@ -87,6 +87,31 @@ def test_top_n_breaks_ties_by_column():
     scores = np.array([0.5, 0.9, 0.5, 0.5, 0.1])
     assert list(top_n(scores, np.ones(5, bool), 3)) == [1, 0, 2]
     assert list(top_n(scores, np.array([1, 0, 0, 1, 1], bool), 10)) == [0, 3, 4]
+
+
+def test_records_name_each_recommendation_and_why_whether_or_not_the_caller_keeps_them(sample, quick_model):
+    records = [book_record(sample, column) for column in range(sample.n_books)]
+    for user_id in sample.user_ids[:5]:
+        found = recommend(quick_model, sample, int(user_id), n=8, source="all")
+        made = recommendation_records(found, sample)
+        assert recommendation_records(found, sample, records) == made
+        assert [r["book_id"] for r in made] == sample.book_ids[found.columns].tolist()
+        assert [r["rank"] for r in made] == list(range(1, 9))
+        for record, column, because in zip(made, found.columns, found.because):
+            assert record["title"] == sample.titles[column] and record["score"] == round(float(found.scores[column]), 6)
+            assert [b["book_id"] for b in record["because_you_read"]] == sample.book_ids[because].tolist()
+            assert [b["title"] for b in record["because_you_read"]] == sample.titles[because].tolist()
+
+
+def test_without_explanations_every_recommendation_is_still_listed(sample, quick_model):
+    user_id = int(sample.user_ids[3])
+    found = recommend(quick_model, sample, user_id, n=6, source="all", explain=0)
+    explained = recommend(quick_model, sample, user_id, n=6, source="all")
+    assert found.columns.tolist() == explained.columns.tolist()
+    records = recommendation_records(found, sample)
+    assert [r["book_id"] for r in records] == sample.book_ids[found.columns].tolist()
+    assert all(r["because_you_read"] == [] for r in records)
+    assert any(r["because_you_read"] for r in recommendation_records(explained, sample))
 
 
 def test_cli_prints_and_exports(sample, sample_file, quick_model_file, tmp_path, capsys):
