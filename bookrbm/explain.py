@@ -23,7 +23,10 @@ def contributions(model, visible, recommended, read, hidden=None, series=None):
         hidden = model.hidden_probabilities(visible)[0]
     slope = model.settings.get("hidden_keep", 1.0) * hidden * (1.0 - hidden)  # (n_hidden,)
     v = visible.toarray()[0, read]
-    push = (weights[recommended] * slope) @ weights[read].T
+    # the read books' rows first: OpenBLAS takes this product in 22 µs for a reader of 100
+    # books, and 40 the other way round, whose last bits differ (over the 2,672 sample
+    # readers, one explanation swapped two books 2e-8 apart)
+    push = (weights[read] @ (weights[recommended] * slope).T).T
     if model.series is not None:
         series_slope = model.series_probabilities(visible)[0] if series is None else series
         series_slope = series_slope * (1.0 - series_slope)
