@@ -40,12 +40,13 @@ def check_compatible(model, data):
 def top_n(scores, candidates, n):
     """Columns of the ``n`` best-scored candidates, best first; ties go to the lower column."""
     columns = np.flatnonzero(candidates)
+    chosen = scores[columns]
     if n < len(columns):
-        # argpartition keeps this O(n_books); every score equal to the cut-off stays in.
-        cutoff = np.partition(scores[columns], len(columns) - n)[len(columns) - n]
-        columns = columns[scores[columns] >= cutoff]
-    order = np.lexsort((columns, -scores[columns]))
-    return columns[order][:n]
+        # partition keeps this O(n_books); every score equal to the cut-off stays in.
+        cutoff = np.partition(chosen, len(columns) - n)[len(columns) - n]
+        keep = chosen >= cutoff
+        columns, chosen = columns[keep], chosen[keep]
+    return columns[np.lexsort((columns, -chosen))][:n]
 
 
 def excluded(data, reader):
