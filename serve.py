@@ -42,7 +42,7 @@ def main(argv=None):
     check_free(args.host, args.port)
     import uvicorn
 
-    from bookrbm import web
+    from bookrbm import web, workers
 
     web.one_blas_thread()
 
@@ -52,14 +52,13 @@ def main(argv=None):
     if args.workers > 1:
         print(f"serving {where} once {args.workers} workers have loaded the model (a few seconds)", flush=True)
         # each worker loads its own copy; these only proved the files good, so the parent, which
-        # just supervises the workers, neither keeps them (162 → 79 MB on the sample) nor builds
+        # only deals the connections to the workers and watches them, neither keeps them (162 → 79 MB on the sample) nor builds
         # a Service's search texts on them (0.3 s)
         del trained, data
         os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"] = os.path.abspath(args.model), os.path.abspath(args.data)
-        for name, value in web.WORKER_ENVIRONMENT.items():
-            os.environ.setdefault(name, value)
-        uvicorn.run("bookrbm.web:app_from_env", factory=True, workers=args.workers, host=args.host, port=args.port,
-                    log_level="warning")
+        failed = workers.run("bookrbm.web:app_from_env", args.host, args.port, args.workers, log_level="warning")
+        if failed:
+            raise InputError(failed)
     else:
         app = web.serving_app(web.Service(trained, data))
         print(f"serving {where}", flush=True)  # once it is ready: a reader who follows the link at once gets the page

@@ -259,7 +259,7 @@ def open_load(port, body, rate, total, connections=32, seed=0):
 
 
 def tree_cpu_seconds(pid):
-    """CPU seconds used so far by process ``pid`` and its descendants (uvicorn's workers),
+    """CPU seconds used so far by process ``pid`` and its descendants (its worker processes),
     from Linux's /proc, in clock ticks (10 ms: a run of a few requests can read 0); None
     where there is no /proc."""
     parents, used = {}, {}
@@ -312,11 +312,12 @@ def measure_both(args, body, loads):
     served = measure(serve_command(args, port), port, body, loads, args.workers, desc="serve.py")
     port = free_port()
     stored = measure(
-        [sys.executable, "-m", "uvicorn", "web_latency:stored_answer_app", "--factory", "--app-dir", "bench",
-         "--port", str(port), "--workers", str(args.workers), "--log-level", "warning"],
+        # served as serve.py serves the real app (``workers.run``)
+        [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); from bookrbm import workers; "
+         f"workers.run('web_latency:stored_answer_app', '127.0.0.1', {port}, {args.workers}, log_level='warning')"],
         port, body, loads, args.workers, desc="stored answer",
         env={"BOOKRBM_MODEL": os.path.abspath(args.model), "BOOKRBM_DATA": os.path.abspath(args.data),
-             "BOOKRBM_RATINGS": str(args.ratings), **web.WORKER_ENVIRONMENT},  # as serve.py has it
+             "BOOKRBM_RATINGS": str(args.ratings)},
     )
     return served, stored
 
@@ -329,7 +330,7 @@ def serve_command(args, port):
 def stored_answer_app():
     """The web app, every request parsed, validated and answered as always, except that the
     recommendation is one answer worked out at start-up: what FastAPI, uvicorn, the request's
-    checks and the load generator cost without the model (uvicorn's factory, for --workers)."""
+    checks and the load generator cost without the model (an app factory, for the workers)."""
 
     def store_answer(service):
         body, _ = request_body_of(service.data, int(os.environ["BOOKRBM_RATINGS"]))

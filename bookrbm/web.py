@@ -247,17 +247,8 @@ def serving_app(service):
     return app
 
 
-# What serve.py sets for its worker processes (the bench too, for its own app): the workers
-# share one listening socket, and libuv (uvloop's) accepts every waiting connection at once:
-# 16 clients connecting together went 11 to one worker and 5 to the other, whose readers then
-# waited 59 and 24 ms. With this, each worker accepts one and yields; they split evenly in
-# the runs then made, but not always since (bench/web_latency.py, bench/README.md "Uneven workers"):
-# the kernel's race decides.
-WORKER_ENVIRONMENT = {"UV_TCP_SINGLE_ACCEPT": "1"}
-
-
 def app_from_env(prepare=None):
-    """The app for uvicorn's worker processes: model and data paths from the environment, as
+    """The app for the worker processes (``bookrbm.workers``): model and data paths from the environment, as
     serve.py sets them; BLAS kept to one thread, as each worker is one of several; then made
     as every server process makes its app (``serving_app``).
 

@@ -297,7 +297,7 @@ def test_a_servers_first_reader_and_upload_find_everything_built(monkeypatch, sa
     assert set(vars(fresh)) == built
 
 
-def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monkeypatch, sample_file, quick_model_file):
+def test_serve_freezes_what_it_loaded_and_deals_connections_to_its_workers(monkeypatch, sample_file, quick_model_file):
     import gc
     import os
     import socket
@@ -306,11 +306,14 @@ def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monke
     import uvicorn
 
     import serve
+    from bookrbm import workers
 
     seen, loaded, events = [], [], []
     monkeypatch.setattr(uvicorn, "run", lambda app, **options: (events.append("run"), seen.append(
-        (app, options.get("workers"), os.environ.get("UV_TCP_SINGLE_ACCEPT"), gc.get_freeze_count(),
-         loaded[-1]() is not None))))
+        (app, options, gc.get_freeze_count(), loaded[-1]() is not None))))
+    monkeypatch.setattr(workers, "run", lambda app, host, port, count, **options: (events.append("workers"), seen.append(
+        (app, dict(options, host=host, port=port, workers=count, model=os.environ.get("BOOKRBM_MODEL")), None,
+         loaded[-1]() is not None)))[0])
     monkeypatch.setattr(serve, "print", lambda text, **options: events.append(text), raising=False)
     serving_app = web.serving_app
     monkeypatch.setattr(web, "serving_app", lambda service: (events.append("ready"), serving_app(service))[1])
@@ -323,7 +326,6 @@ def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monke
 
     monkeypatch.setattr(web, "load_files", watched)
     monkeypatch.setattr(web, "one_blas_thread", lambda: None)
-    monkeypatch.delenv("UV_TCP_SINGLE_ACCEPT", raising=False)
     with socket.socket() as probe:  # a port that serve.py's own check finds free
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -333,16 +335,17 @@ def test_serve_freezes_what_it_loaded_and_has_workers_take_turns_to_accept(monke
         serve.main(files + ["--workers", "2"])
     finally:
         gc.unfreeze()
-        for name in ("UV_TCP_SINGLE_ACCEPT", "BOOKRBM_MODEL", "BOOKRBM_DATA"):
+        for name in ("BOOKRBM_MODEL", "BOOKRBM_DATA"):
             os.environ.pop(name, None)
-    (app, _, one_accept, frozen, served), (factory, workers, two_accept, _, kept) = seen
-    assert not isinstance(app, str) and frozen > 0 and one_accept is None and served
-    # one worker process per core, each accepting one waiting connection at a time; each
-    # loads its own model, so the parent lets go of the one it checked the files with
-    assert factory == "bookrbm.web:app_from_env" and workers == 2 and two_accept == "1" and not kept
+    (app, _, frozen, served), (factory, options, _, kept) = seen
+    assert not isinstance(app, str) and frozen > 0 and served
+    # one worker process per core, each loading its own model from the files, so the parent
+    # lets go of the one it checked them with; the connections are dealt to them (test_workers.py)
+    assert factory == "bookrbm.web:app_from_env" and not kept
+    assert options["workers"] == 2 and options["port"] == port and options["model"] == os.path.abspath(quick_model_file)
     # one process says where it serves once its app is ready, not a second before it can answer
     where = f"serving 10000 books on http://127.0.0.1:{port}/ (API schema at /docs)"
-    assert events == ["ready", where, "run", f"{where} once 2 workers have loaded the model (a few seconds)", "run"]
+    assert events == ["ready", where, "run", f"{where} once 2 workers have loaded the model (a few seconds)", "workers"]
 
 
 def test_the_blas_limit_reaches_numpys_blas():
