@@ -92,6 +92,16 @@ def test_connections_are_dealt_to_the_workers_in_turn_and_a_stopped_one_is_repla
 
 
 @linux_only
+def test_workers_stop_by_themselves_when_the_server_is_killed(server):
+    process, port = server
+    seen = set()
+    wait_for(lambda: seen.add(worker_of_a_new_connection(port)) or len(seen - {None}) == 2)
+    process.kill()  # SIGKILL: the parent stops nothing itself
+    process.wait(10)
+    wait_for(lambda: not any(alive(pid) for pid in seen - {None}), timeout=20)
+
+
+@linux_only
 def test_a_worker_that_cannot_start_stops_the_server_in_one_line(tmp_path):
     # files that serve.py's own checks would refuse reach a worker only this way
     script = ("from bookrbm import workers; "
