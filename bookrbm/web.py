@@ -248,9 +248,9 @@ def serving_app(service):
 
 
 def app_from_env(prepare=None):
-    """The app for the worker processes (``bookrbm.workers``): model and data paths from the environment, as
-    serve.py sets them; BLAS kept to one thread, as each worker is one of several; then made
-    as every server process makes its app (``serving_app``).
+    """The app for the worker processes (``bookrbm.workers``): model and data paths from the
+    environment, as serve.py sets them; BLAS kept to one thread, as each worker is one of
+    several; then made as every server process makes its app (``serving_app``).
 
     prepare : called with the loaded ``Service`` before the app is made (the latency bench
         swaps its recommendation there)."""

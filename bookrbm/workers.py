@@ -52,7 +52,7 @@ class Server(uvicorn.Server):
                     _, fds, _, _ = socket.recv_fds(self.inbox, 1, 1)
                 except BlockingIOError:
                     return
-                for fd in fds:  # none in the parent's "are you up?" (``_is_up``)
+                for fd in fds:  # none in the parent's "are you up?" (``_hand`` of no connection)
                     loop.create_task(loop.connect_accepted_socket(protocol, socket.socket(fileno=fd)))
 
         def watch():
@@ -125,8 +125,9 @@ def run(app, host, port, count, **options):
 def serve(app, host, port, count, **options):
     """Serve ``app`` (the import string of an app factory) on ``host``:``port`` with ``count``
     worker processes (Linux), each started with this process's environment and the uvicorn
-    ``options`` given, until SIGTERM or Ctrl-C. A worker that stops once up is replaced; one that stops before it was
-    ever up stops the server, and the reason is returned (None after a normal stop)."""
+    ``options`` given, until SIGTERM or Ctrl-C. A worker that stops once up is replaced; one
+    that stops before it was ever up stops the server, and the reason is returned (None
+    after a normal stop)."""
     listener = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
                                     backlog=2048)
     context = multiprocessing.get_context("spawn")
