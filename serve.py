@@ -52,8 +52,8 @@ def main(argv=None):
     if args.workers > 1:
         print(f"serving {where} once {args.workers} workers have loaded the model (a few seconds)", flush=True)
         # each worker loads its own copy; these only proved the files good, so the parent, which
-        # only deals the connections to the workers and watches them, neither keeps them (162 → 79 MB on the sample) nor builds
-        # a Service's search texts on them (0.3 s)
+        # only deals the connections to the workers and watches them, neither keeps them (162 →
+        # 79 MB on the sample) nor builds a Service's search texts on them (0.3 s)
         del trained, data
         os.environ["BOOKRBM_MODEL"], os.environ["BOOKRBM_DATA"] = os.path.abspath(args.model), os.path.abspath(args.data)
         failed = workers.run("bookrbm.web:app_from_env", args.host, args.port, args.workers, log_level="warning")

@@ -81,7 +81,7 @@ class Service:
 
     @classmethod
     def from_files(cls, model_path, data_path):
-        return cls(*load_files(model_path, data_path))
+        return cls(model.load(model_path), interactions.load(data_path))  # checked together by __init__
 
     def prepare_uploads(self):
         """Build the matching index and import the export reader (pandas) now, as a server

@@ -82,6 +82,16 @@ def _hand(outbox, parent, pid, connection=None):
     return True
 
 
+def _hand_from(outbox, parent, pids, first, connection):
+    """The first of ``pids`` from position ``first`` on (and round) that takes ``connection``,
+    or None if none does."""
+    for i in range(len(pids)):
+        pid = pids[(first + i) % len(pids)]
+        if _hand(outbox, parent, pid, connection):
+            return pid
+    return None
+
+
 def _deal(listener, workers, up, stopping):
     """Hand each connection ``listener`` accepts to the next of ``workers`` (a list the
     supervisor keeps current) that takes it; while none can, the connection waits."""
@@ -96,15 +106,10 @@ def _deal(listener, workers, up, stopping):
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             while not stopping.is_set():
                 pids = [worker.pid for worker in list(workers)]
-                handed = False
-                for _ in pids:
-                    pid = pids[turn % len(pids)]
-                    turn += 1
-                    if _hand(outbox, parent, pid, connection):
-                        up.add(pid)
-                        handed = True
-                        break
-                if handed:
+                taker = _hand_from(outbox, parent, pids, turn, connection)
+                if taker is not None:
+                    turn = pids.index(taker) + 1
+                    up.add(taker)
                     break
                 time.sleep(0.05)
 

@@ -4,7 +4,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,13 +12,10 @@ import pytest
 
 from bookrbm import paths
 
+sys.path.insert(0, os.path.join(paths.ROOT, "bench"))
+from web_latency import free_port, wait_until_up  # noqa: E402
+
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="connections are dealt on Linux only")
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def worker_of_a_new_connection(port):
@@ -73,8 +69,7 @@ def server(sample_file, quick_model_file):
 @linux_only
 def test_connections_are_dealt_to_the_workers_in_turn_and_a_stopped_one_is_replaced(server):
     process, port = server
-    seen = set()
-    wait_for(lambda: seen.add(worker_of_a_new_connection(port)) or len(seen - {None}) == 2)
+    wait_until_up(port, process, workers=2)
     workers = [worker_of_a_new_connection(port) for _ in range(8)]
     # every new connection goes to the other worker: 4 each, never one taking them all
     assert len(set(workers)) == 2 and all(a != b for a, b in zip(workers, workers[1:]))
@@ -94,11 +89,11 @@ def test_connections_are_dealt_to_the_workers_in_turn_and_a_stopped_one_is_repla
 @linux_only
 def test_workers_stop_by_themselves_when_the_server_is_killed(server):
     process, port = server
-    seen = set()
-    wait_for(lambda: seen.add(worker_of_a_new_connection(port)) or len(seen - {None}) == 2)
+    wait_until_up(port, process, workers=2)
+    seen = {worker_of_a_new_connection(port) for _ in range(2)}  # dealt in turn: both workers
     process.kill()  # SIGKILL: the parent stops nothing itself
     process.wait(10)
-    wait_for(lambda: not any(alive(pid) for pid in seen - {None}), timeout=20)
+    wait_for(lambda: not any(alive(pid) for pid in seen), timeout=20)
 
 
 @linux_only
