@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pandas as pd
 import pytest
@@ -165,6 +166,52 @@ def test_web_latency_waits_until_every_worker_has_answered():
         server.server_close()
 
 
+def test_web_latency_leaves_the_warm_up_requests_out():
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    import web_latency
+
+    seen, lock = [], threading.Lock()
+
+    class Answers(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the bench's clients expect
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            with lock:
+                seen.append(len(seen))
+                first = len(seen) <= 3
+            if first:
+                time.sleep(0.3)  # the first three answers are slow: only the warm-up's
+            body = b'{"recommendations": []}'
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Answers)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        run = web_latency.load(port, b"{}", clients=1, total=5, warm=3)
+        assert len(seen) == 8 and run.sent == 8 and run.errors == 0
+        assert len(run.latencies[0]) == 5 and max(run.latencies[0]) < 0.3
+        # the first five from the start: the three slow ones and two counted
+        assert len(run.from_start) == 5 and sorted(run.from_start)[-3] >= 0.3
+        assert 0 < run.wall < sum(run.from_start)  # from the first counted request on
+
+        run = web_latency.load(port, b"{}", clients=3, total=9, warm=6)
+        assert len(seen) == 8 + 15 and run.sent == 15
+        assert sum(len(mine) for mine in run.latencies) == 9 and len(run.from_start) == 9
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def run_web_latency(model_file, data_file, *options):
     """bench/web_latency.py with one worker on the quick model, which must succeed."""
     done = subprocess.run(
@@ -178,12 +225,13 @@ def run_web_latency(model_file, data_file, *options):
 
 def test_web_latency_smoke_run(sample_file, quick_model_file, tmp_path):
     out = tmp_path / "web_latency.csv"
-    done = run_web_latency(quick_model_file, sample_file, "--clients", "3", "--requests", "60", "--out", str(out))
+    done = run_web_latency(quick_model_file, sample_file, "--clients", "3", "--requests", "60", "--warm-up", "20", "--out", str(out))
     values = dict(zip(*pd.read_csv(out)[["name", "value"]].T.values))
     for prefix in ("", "stored_answer_"):
         assert values[f"{prefix}requests"] == 60 and values[f"{prefix}one_client_requests"] == 60
         assert values[f"{prefix}errors"] == 0 and values[f"{prefix}one_client_errors"] == 0
         assert 0 < values[f"{prefix}p50"] <= values[f"{prefix}p99"] <= values[f"{prefix}max"]
+        assert values[f"{prefix}from_start_p99"] > 0  # the first requests, warm-up included
         # each client's mean wait, the three between the fastest and the slowest
         assert 0 < values[f"{prefix}fastest_client_mean"] <= values[f"{prefix}mean"] <= values[f"{prefix}slowest_client_mean"]
         assert f"{prefix}one_client_fastest_client_mean" not in values
@@ -195,7 +243,7 @@ def test_web_latency_smoke_run(sample_file, quick_model_file, tmp_path):
 
 def test_web_latency_sweep_measures_each_load_for_both_apps(sample_file, quick_model_file, tmp_path):
     out = tmp_path / "sweep.csv"
-    done = run_web_latency(quick_model_file, sample_file, "--sweep", "1,3", "--requests", "20", "--sweep-out", str(out))
+    done = run_web_latency(quick_model_file, sample_file, "--sweep", "1,3", "--requests", "20", "--warm-up", "10", "--sweep-out", str(out))
     rows = pd.read_csv(out)
     assert rows[["app", "clients"]].values.tolist() == [
         ["recommendation", 1], ["recommendation", 3], ["stored answer", 1], ["stored answer", 3]
@@ -242,3 +290,13 @@ def test_web_latency_refuses_what_is_not_a_list_of_rates(text):
     with pytest.raises(argparse.ArgumentTypeError, match="numbers|above 0"):
         web_latency.request_rates(text)
     assert web_latency.request_rates("50,2.5") == [50.0, 2.5]
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--clients", "0"], "--clients must be at least 1, not 0"),
+    (["--warm-up", "-1"], "--warm-up must not be negative, not -1"),
+])
+def test_web_latency_refuses_a_bad_count_before_starting_a_server(options, message, tmp_path):
+    done = subprocess.run([sys.executable, "bench/web_latency.py", "--data", str(tmp_path / "missing.npz"), *options],
+                          cwd=paths.ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stderr == f"error: {message}\n"
