@@ -1,8 +1,11 @@
 """The full-scale benchmark: its stand-in data, and a smoke run (CI never asserts a time)."""
+import contextlib
 import os
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pandas as pd
 import pytest
@@ -100,7 +103,6 @@ def test_tune_rbm_rejects_a_setting_it_does_not_have(sample_file, only):
 
 def test_web_latency_client_reads_answers_that_arrive_in_pieces():
     import socket
-    import threading
 
     import web_latency
 
@@ -129,66 +131,23 @@ def test_web_latency_client_reads_answers_that_arrive_in_pieces():
     assert received[0] == request and b"Content-Length: 15\r\n\r\n" in request
 
 
-def test_web_latency_waits_until_every_worker_has_answered():
-    import json
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    import web_latency
-    from bookrbm.errors import InputError
-
-    workers = iter([7, 7, 7, 8])  # the second worker is up from the fourth /healthz on
-
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self):
-            body = json.dumps({"status": "ok", "worker": next(workers, 8)}).encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    class Running:
-        def poll(self):
-            return None
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        web_latency.wait_until_up(server.server_address[1], Running(), workers=2)
-        assert next(workers, None) is None  # it asked until the second worker answered
-        with pytest.raises(InputError, match="from 3 workers"):
-            web_latency.wait_until_up(server.server_address[1], Running(), workers=3, timeout=0.5)
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-def test_web_latency_leaves_the_warm_up_requests_out():
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    import web_latency
-
-    seen, lock = [], threading.Lock()
+@contextlib.contextmanager
+def answering(body_of):
+    """A keep-alive HTTP server on a free loopback port that answers every GET and POST with
+    200 and ``body_of()``'s bytes, in threads; yields its port."""
 
     class Answers(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the bench's clients expect
 
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            with lock:
-                seen.append(len(seen))
-                first = len(seen) <= 3
-            if first:
-                time.sleep(0.3)  # the first three answers are slow: only the warm-up's
-            body = b'{"recommendations": []}'
+        def answer(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = body_of()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        do_GET = do_POST = answer
 
         def log_message(self, *args):
             pass
@@ -196,7 +155,45 @@ def test_web_latency_leaves_the_warm_up_requests_out():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Answers)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        port = server.server_address[1]
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_web_latency_waits_until_every_worker_has_answered():
+    import json
+
+    import web_latency
+    from bookrbm.errors import InputError
+
+    workers = iter([7, 7, 7, 8])  # the second worker is up from the fourth /healthz on
+
+    class Running:
+        def poll(self):
+            return None
+
+    with answering(lambda: json.dumps({"status": "ok", "worker": next(workers, 8)}).encode()) as port:
+        web_latency.wait_until_up(port, Running(), workers=2)
+        assert next(workers, None) is None  # it asked until the second worker answered
+        with pytest.raises(InputError, match="from 3 workers"):
+            web_latency.wait_until_up(port, Running(), workers=3, timeout=0.5)
+
+
+def test_web_latency_leaves_the_warm_up_requests_out():
+    import web_latency
+
+    seen, lock = [], threading.Lock()
+
+    def body():
+        with lock:
+            seen.append(len(seen))
+            first = len(seen) <= 3
+        if first:
+            time.sleep(0.3)  # the first three answers are slow: only the warm-up's
+        return b'{"recommendations": []}'
+
+    with answering(body) as port:
         run = web_latency.load(port, b"{}", clients=1, total=5, warm=3)
         assert len(seen) == 8 and run.sent == 8 and run.errors == 0
         assert len(run.latencies[0]) == 5 and max(run.latencies[0]) < 0.3
@@ -207,9 +204,6 @@ def test_web_latency_leaves_the_warm_up_requests_out():
         run = web_latency.load(port, b"{}", clients=3, total=9, warm=6)
         assert len(seen) == 8 + 15 and run.sent == 15
         assert sum(len(mine) for mine in run.latencies) == 9 and len(run.from_start) == 9
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def run_web_latency(model_file, data_file, *options):
