@@ -8,7 +8,7 @@ import os
 
 from bookrbm import evaluation, interactions, model, paths
 from bookrbm.atomic import check_writable, write_csv
-from bookrbm.errors import InputError, cli, seed_option
+from bookrbm.errors import InputError, check_range, cli, seed_option
 from bookrbm.evaluation import METRICS
 from bookrbm.recommend import check_compatible
 
@@ -90,10 +90,9 @@ def write_rows(path, rows):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    if args.k < 1:
-        raise InputError(f"--k must be at least 1, not {args.k}")
-    if args.shown is not None and args.shown < 1:
-        raise InputError(f"--shown must be at least 1, not {args.shown}")
+    check_range("--k", args.k, at_least=1)
+    if args.shown is not None:
+        check_range("--shown", args.shown, at_least=1)
     from bookrbm import comparison
     from bookrbm.plots import plot_comparison
 

@@ -6,7 +6,7 @@ import os
 import socket
 
 from bookrbm import paths
-from bookrbm.errors import InputError, cli
+from bookrbm.errors import InputError, check_range, cli
 
 
 def parse_args(argv):
@@ -35,10 +35,8 @@ def check_free(host, port):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    if args.workers < 1:
-        raise InputError(f"--workers must be at least 1, not {args.workers}")
-    if not 0 < args.port < 65536:
-        raise InputError(f"--port must be from 1 to 65535, not {args.port}")
+    check_range("--workers", args.workers, at_least=1)
+    check_range("--port", args.port, at_least=1, at_most=65535)
     check_free(args.host, args.port)
     import uvicorn
 

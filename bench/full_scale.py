@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from bookrbm import paths  # noqa: E402
 from bookrbm.atomic import atomic_write, write_csv  # noqa: E402
-from bookrbm.errors import InputError, cli, seed_option  # noqa: E402
+from bookrbm.errors import InputError, check_range, cli, seed_option  # noqa: E402
 
 FULL_USERS = 53424
 COPIED = ("books.csv", "book_tags.csv", "tags.csv")
@@ -317,8 +317,7 @@ def run(args, log=print):
 def main(argv=None):
     args = parse_args(argv)
     for name in ("users", "epochs", "hidden", "batch_size", "calls", "runs", "gemm"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(args, name)}")
+        check_range(f"--{name.replace('_', '-')}", getattr(args, name), at_least=1)
     if args.measure:
         measure = {"train": measure_train, "writeup": measure_writeup, "gemm": measure_gemm}[args.measure]
         print(json.dumps(measure(args)))

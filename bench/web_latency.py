@@ -42,7 +42,7 @@ from tqdm import tqdm  # noqa: E402
 
 from bookrbm import interactions, paths, web  # noqa: E402
 from bookrbm.atomic import write_csv  # noqa: E402
-from bookrbm.errors import InputError, cli  # noqa: E402
+from bookrbm.errors import InputError, check_range, cli  # noqa: E402
 
 
 TARGET_MS = 20  # issue 6: p99 of POST /api/recommendations under the load
@@ -425,10 +425,8 @@ def print_table(rows, columns):
 def main(argv=None):
     args = parse_args(argv)
     for name in ("clients", "requests", "ratings", "workers"):
-        if getattr(args, name) < 1:
-            raise InputError(f"--{name} must be at least 1, not {getattr(args, name)}")
-    if args.warm_up < 0:
-        raise InputError(f"--warm-up must not be negative, not {args.warm_up}")
+        check_range(f"--{name}", getattr(args, name), at_least=1)
+    check_range("--warm-up", args.warm_up, at_least=0)
     body, n_ratings = request_body(args.data, args.ratings)
     if args.sweep:
         return sweep(args, body)

@@ -28,6 +28,26 @@ def cli(main):
     return run
 
 
+def check_range(option, value, *, at_least=None, above=None, at_most=None, below=None):
+    """``value`` if it is within the bounds given, else an InputError that names ``option``
+    (as the user types it: "--top"), the range in words and the value. NaN is never within."""
+    within = all((
+        at_least is None or value >= at_least, above is None or value > above,
+        at_most is None or value <= at_most, below is None or value < below,
+    ))
+    if within:
+        return value
+    if at_least is not None and at_most is not None:
+        words = f"be from {at_least} to {at_most}"
+    elif at_least == 0 and at_most is None and below is None:
+        words = "not be negative"
+    else:
+        lower = f"at least {at_least}" if at_least is not None else None if above is None else f"above {above}"
+        upper = f"at most {at_most}" if at_most is not None else None if below is None else f"below {below}"
+        words = "be " + " and ".join(bound for bound in (lower, upper) if bound is not None)
+    raise InputError(f"{option} must {words}, not {value}")
+
+
 def seed_option(text):
     """argparse ``type`` of every script's --seed: a whole number from 0 to ``MAX_SEED``.
 

@@ -6,7 +6,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from . import catalogue, goodbooks
-from .errors import InputError
+from .errors import InputError, check_range
 from .interactions import Interactions, split_size
 from .paths import BUNDLED_DATA
 
@@ -27,8 +27,7 @@ def _users_matrix(users, books, values, user_ids, book_ids, dtype):
 
 def split_users(n_users, valid_fraction, rng):
     """Boolean mask of validation users: a seeded ``valid_fraction`` of all users."""
-    if not 0 <= valid_fraction < 1:
-        raise InputError(f"--valid-fraction must be at least 0 and below 1, not {valid_fraction}")
+    check_range("--valid-fraction", valid_fraction, at_least=0, below=1)
     n_valid = split_size(n_users, valid_fraction)
     valid = np.zeros(n_users, dtype=bool)
     valid[rng.permutation(n_users)[:n_valid]] = True
@@ -59,16 +58,14 @@ def build(data_dir=BUNDLED_DATA, *, max_users=None, rows=None, valid_fraction=0.
         users, rated, ratings = users[keep], rated[keep], ratings[keep]
 
     if rows is not None:
-        if rows < 1:
-            raise InputError(f"--rows must be at least 1, not {rows}")
+        check_range("--rows", rows, at_least=1)
         first = np.argsort(users, kind="stable")[:rows]
         users, rated, ratings = users[first], rated[first], ratings[first]
 
     rng = np.random.default_rng(seed)
     user_ids = np.unique(users)
     if max_users is not None:
-        if max_users < 1:
-            raise InputError(f"--max-users must be at least 1, not {max_users}")
+        check_range("--max-users", max_users, at_least=1)
         if max_users < len(user_ids):
             user_ids = np.sort(rng.choice(user_ids, size=max_users, replace=False))
             chosen = np.isin(users, user_ids)

@@ -5,7 +5,7 @@ import unicodedata
 import numpy as np
 
 from . import genres
-from .errors import InputError
+from .errors import InputError, check_range
 from .explain import because as explain_because
 from .reader import Reader, from_user
 
@@ -142,8 +142,7 @@ def rank(model, data, reader, inputs, scores, n=10, source="to_read", explain=3,
     p(h|v) (n_hidden,) and ``series`` its series units' (n_series,), computed again if not given."""
     if source not in SOURCES:
         raise InputError(f"--from must be one of {', '.join(SOURCES)}, not {source!r}")
-    if n < 1:
-        raise InputError(f"--top must be at least 1, not {n}")
+    check_range("--top", n, at_least=1)
     columns = top_n(scores, candidates(data, reader, source), n)
     if explain:
         because = explain_because(model, inputs, columns, reader.read, top=explain, hidden=hidden, series=series)

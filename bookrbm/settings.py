@@ -1,6 +1,6 @@
 """Training settings, presets and their checks, kept apart from the trainer so that the CLI
 can show them, and refuse a bad one at once, without importing TensorFlow (4 s)."""
-from .errors import InputError
+from .errors import InputError, check_range
 
 # The original write-up: 64 hidden units, 60 epochs, batches of 100, step 0.6, CD-1 on
 # rating / 5, zero visible biases, no momentum or weight decay.
@@ -54,30 +54,31 @@ PRESETS = {"default": DEFAULT, "writeup": WRITEUP}
 DEFAULTS = DEFAULT
 INPUTS = ("rating", "binary")
 VISIBLE_BIASES = ("zero", "logit")
+# each number's allowed range (``errors.check_range``'s bounds)
+RANGES = {
+    "hidden": {"at_least": 1},
+    "epochs": {"at_least": 1},
+    "batch_size": {"at_least": 1},
+    "cd_steps": {"at_least": 1},
+    "short_list_books": {"at_least": 1},
+    "learning_rate": {"above": 0},
+    "momentum": {"at_least": 0, "below": 1},
+    "average": {"at_least": 0, "below": 1},
+    "hidden_keep": {"above": 0, "at_most": 1},
+    "series_keep": {"above": 0, "at_most": 1},
+    "short_lists": {"at_least": 0, "at_most": 1},
+    "weight_decay": {"at_least": 0},
+    "eval_every": {"at_least": 0},
+    "patience": {"at_least": 0},
+}
 
 
 def check_settings(settings):
     unknown = set(settings) - set(DEFAULTS)
     if unknown:
         raise InputError(f"unknown setting {', '.join(sorted(unknown))}")
-    for name in ("hidden", "epochs", "batch_size", "cd_steps", "short_list_books"):
-        if settings[name] < 1:
-            raise InputError(f"--{name.replace('_', '-')} must be at least 1, not {settings[name]}")
-    if not settings["learning_rate"] > 0:
-        raise InputError(f"--learning-rate must be above 0, not {settings['learning_rate']}")
-    if not 0 <= settings["momentum"] < 1:
-        raise InputError(f"--momentum must be at least 0 and below 1, not {settings['momentum']}")
-    if not 0 <= settings["average"] < 1:
-        raise InputError(f"--average must be at least 0 and below 1, not {settings['average']}")
-    if not 0 < settings["hidden_keep"] <= 1:
-        raise InputError(f"--hidden-keep must be above 0 and at most 1, not {settings['hidden_keep']}")
-    if not 0 < settings["series_keep"] <= 1:
-        raise InputError(f"--series-keep must be above 0 and at most 1, not {settings['series_keep']}")
-    if not 0 <= settings["short_lists"] <= 1:
-        raise InputError(f"--short-lists must be from 0 to 1, not {settings['short_lists']}")
-    for name in ("weight_decay", "eval_every", "patience"):
-        if settings[name] < 0:
-            raise InputError(f"--{name.replace('_', '-')} must not be negative, not {settings[name]}")
+    for name, bounds in RANGES.items():
+        check_range(f"--{name.replace('_', '-')}", settings[name], **bounds)
     if settings["patience"] and not settings["eval_every"]:
         raise InputError("--patience needs --eval-every: early stopping watches the tuning NDCG")
     if settings["input"] not in INPUTS:

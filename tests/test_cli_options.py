@@ -11,12 +11,33 @@ import preprocess
 import recommend
 import train_rbm
 from bookrbm import paths
-from bookrbm.errors import MAX_SEED, seed_option
+from bookrbm.errors import MAX_SEED, InputError, check_range, seed_option
 
 sys.path.insert(0, os.path.join(paths.ROOT, "bench"))
 import data_size  # noqa: E402
 import full_scale  # noqa: E402
 
+
+
+@pytest.mark.parametrize("bounds, value, message", [
+    ({"at_least": 1}, 0, "--n must be at least 1, not 0"),
+    ({"above": 0}, 0.0, "--n must be above 0, not 0.0"),
+    ({"at_least": 0, "below": 1}, 1.0, "--n must be at least 0 and below 1, not 1.0"),
+    ({"above": 0, "at_most": 1}, 1.5, "--n must be above 0 and at most 1, not 1.5"),
+    ({"at_least": 1, "at_most": 65535}, 65536, "--n must be from 1 to 65535, not 65536"),
+    ({"at_least": 0}, -1, "--n must not be negative, not -1"),
+    ({"at_least": 0}, float("nan"), "--n must not be negative, not nan"),
+    ({"above": 0, "at_most": 1}, float("nan"), "--n must be above 0 and at most 1, not nan"),
+])
+def test_a_number_out_of_range_is_told_with_its_range_in_words(bounds, value, message):
+    with pytest.raises(InputError) as error:
+        check_range("--n", value, **bounds)
+    assert str(error.value) == message
+
+
+def test_a_number_in_range_comes_back_as_it_is():
+    assert check_range("--n", 1, at_least=1) == 1 and check_range("--n", 65535, at_least=1, at_most=65535) == 65535
+    assert check_range("--n", 0.0, at_least=0, below=1) == 0.0 and check_range("--n", 1.0, above=0, at_most=1) == 1.0
 
 
 def other_options(script, folder):
