@@ -106,6 +106,7 @@ def test_presets_and_flags(small_file, tmp_path):
     (["--cd-steps", "0"], "--cd-steps must be at least 1"),
     (["--short-lists", "1.5"], "--short-lists must be from 0 to 1, not 1.5"),
     (["--short-list-books", "0"], "--short-list-books must be at least 1"),
+    (["--weight-decay", "nan"], "--weight-decay must not be negative, not nan"),  # NaN is never in range
 ])
 def test_bad_training_settings(small_file, tmp_path, capsys, flags, message):
     with pytest.raises(SystemExit) as exit_info:
