@@ -134,6 +134,20 @@ def request_body_of(data, n_ratings):
     return json.dumps({"ratings": ratings, "top": 10}).encode("utf-8"), len(ratings)
 
 
+def worker_answering(port, timeout=2):
+    """The pid of the worker process that answers /healthz on a connection of its own, or
+    None if none answers."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", "/healthz")
+        answer = connection.getresponse()
+        return json.loads(answer.read())["worker"] if answer.status == 200 else None
+    except OSError:
+        return None
+    finally:
+        connection.close()
+
+
 def wait_until_up(port, server, workers=1, timeout=90):
     """Return once ``workers`` different worker processes have answered /healthz, each on a
     connection of its own. The first worker up would otherwise take every connection of a
@@ -143,17 +157,8 @@ def wait_until_up(port, server, workers=1, timeout=90):
     while time.monotonic() < deadline:
         if server.poll() is not None:
             raise InputError(f"serve.py exited with code {server.returncode} before answering")
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        try:
-            connection.request("GET", "/healthz")
-            answer = connection.getresponse()
-            if answer.status == 200:
-                seen.add(json.loads(answer.read())["worker"])
-        except OSError:
-            pass
-        finally:
-            connection.close()
-        if len(seen) >= workers:
+        seen.add(worker_answering(port))
+        if len(seen - {None}) >= workers:
             return
         time.sleep(0.05)
     raise InputError(f"serve.py did not answer /healthz from {workers} workers within {timeout} s")

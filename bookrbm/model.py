@@ -121,9 +121,9 @@ class Model:
     def fold_in_all(self, visible):
         """(p(h|v), p(g|v) of the series units or None, scores): ``fold_in`` with the series
         units too, each reader's list read as partial once for both kinds of unit."""
-        hidden, series, top_down, push = self._top_down(visible)
         if visible.shape[0] == 1:
-            return hidden, series, self.visible_means(top_down, push)
+            return self.fold_in_each([visible])[0]  # a lone reader, as a server folds one in
+        hidden, series, top_down, push = self._top_down(visible)
         return hidden, series, rbm.mean_visibles(top_down, self.weights, self.visible_bias, push)
 
     def fold_in_each(self, readers):

@@ -1,7 +1,5 @@
 """serve.py's worker processes: each connection dealt to the next worker, a worker that stops
 replaced, and SIGTERM stopping them all (bookrbm.workers). Real processes on a free port."""
-import http.client
-import json
 import os
 import signal
 import subprocess
@@ -13,21 +11,9 @@ import pytest
 from bookrbm import paths
 
 sys.path.insert(0, os.path.join(paths.ROOT, "bench"))
-from web_latency import free_port, wait_until_up  # noqa: E402
+from web_latency import free_port, wait_until_up, worker_answering  # noqa: E402
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="connections are dealt on Linux only")
-
-
-def worker_of_a_new_connection(port):
-    """The pid of the worker that answers /healthz on a connection of its own, or None."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", "/healthz")
-        return json.loads(connection.getresponse().read())["worker"]
-    except OSError:
-        return None
-    finally:
-        connection.close()
 
 
 def wait_for(condition, timeout=60):
@@ -70,14 +56,14 @@ def server(sample_file, quick_model_file):
 def test_connections_are_dealt_to_the_workers_in_turn_and_a_stopped_one_is_replaced(server):
     process, port = server
     wait_until_up(port, process, workers=2)
-    workers = [worker_of_a_new_connection(port) for _ in range(8)]
+    workers = [worker_answering(port, timeout=5) for _ in range(8)]
     # every new connection goes to the other worker: 4 each, never one taking them all
     assert len(set(workers)) == 2 and all(a != b for a, b in zip(workers, workers[1:]))
 
     gone, kept = workers[0], workers[1]
     os.kill(gone, signal.SIGKILL)
     # the server goes on answering, and a new worker takes the stopped one's place
-    replacement = wait_for(lambda: ({worker_of_a_new_connection(port)} - {None, gone, kept} or {None}).pop())
+    replacement = wait_for(lambda: ({worker_answering(port, timeout=5)} - {None, gone, kept} or {None}).pop())
     assert alive(kept) and alive(replacement)
 
     process.send_signal(signal.SIGTERM)
@@ -90,7 +76,7 @@ def test_connections_are_dealt_to_the_workers_in_turn_and_a_stopped_one_is_repla
 def test_workers_stop_by_themselves_when_the_server_is_killed(server):
     process, port = server
     wait_until_up(port, process, workers=2)
-    seen = {worker_of_a_new_connection(port) for _ in range(2)}  # dealt in turn: both workers
+    seen = {worker_answering(port, timeout=5) for _ in range(2)}  # dealt in turn: both workers
     process.kill()  # SIGKILL: the parent stops nothing itself
     process.wait(10)
     wait_for(lambda: not any(alive(pid) for pid in seen), timeout=20)
