@@ -8,7 +8,8 @@ It is written as the CSVs preprocess.py reads, seeded, and cached between runs.
 
 Then, in one run on that data: preprocess.py (wall time, peak RSS); training epochs of our
 trainer (median) and its peak RSS; one epoch of the write-up's training step (bench/
-writeup_graph.py); the float32 GEMM peak of this machine (NumPy and TensorFlow); one-user
+writeup_graph.py), and epochs of our trainer at the write-up's own settings (`--preset
+writeup`), so that the two are also compared on the same settings; the float32 GEMM peak of this machine (NumPy and TensorFlow); one-user
 recommendation in-process (median of --calls) and `python recommend.py` as a process.
 Prints a table and writes results/bench.csv (name, value, unit).
 
@@ -38,6 +39,7 @@ COPIED = ("books.csv", "book_tags.csv", "tags.csv")
 TARGETS = {  # name: (target, "min" or "max"), from the issue
     "train_share_of_peak": (50.0, "min"),
     "speedup_vs_writeup": (5.0, "min"),
+    "speedup_vs_writeup_same_settings": (5.0, "min"),
     "train_peak_rss": (1536.0, "max"),
     "preprocess_wall": (10.0, "max"),
     "recommend_in_process": (1.0, "max"),
@@ -57,7 +59,7 @@ def parse_args(argv):
     parser.add_argument("--gemm", type=int, default=4096, help="size n of the n×n×n GEMM peak (default: %(default)s)")
     parser.add_argument("--cache", default=os.path.join(paths.ROOT, "data", "bench"), help="where stand-ins are kept (default: %(default)s)")
     parser.add_argument("--out", default=os.path.join(paths.RESULTS, "bench.csv"), help="results table (default: %(default)s)")
-    parser.add_argument("--measure", choices=("train", "writeup", "gemm"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=("train", "train_writeup_settings", "writeup", "gemm"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -143,6 +145,20 @@ def _child(args, mode):
     return rss, json.loads(out.strip().splitlines()[-1])
 
 
+def _time_epochs(net, fit, rng, args, settings):
+    """Seconds of each of ``args.epochs`` epochs, run as the trainer runs them (with the
+    settings' short lists)."""
+    from bookrbm import train
+
+    seconds = []
+    for _ in range(args.epochs):
+        start = time.perf_counter()
+        train.run_epoch(net, fit, rng, args.batch_size, progress=False, short_lists=settings["short_lists"],
+                        short_list_books=settings["short_list_books"])
+        seconds.append(time.perf_counter() - start)
+    return seconds
+
+
 def measure_train(args):
     """Child: our trainer's epochs on the stand-in; saves the model for the recommend timings."""
     from bookrbm import interactions, model, train
@@ -153,13 +169,7 @@ def measure_train(args):
     fit, valid, _ = train.trainer_users(data, settings["input"])
     series_of_books = train.book_series(data, settings)  # the default's series units, as the trainer has them
     net, rng = train.build_graph(fit, settings, args.seed, series_of_books)
-    seconds = []
-    for _ in range(args.epochs):
-        start = time.perf_counter()
-        # as the trainer runs it, with the default's short lists
-        train.run_epoch(net, fit, rng, args.batch_size, progress=False, short_lists=settings["short_lists"],
-                        short_list_books=settings["short_list_books"])
-        seconds.append(time.perf_counter() - start)
+    seconds = _time_epochs(net, fit, rng, args, settings)
     start = time.perf_counter()
     params = net.params()
     train.epoch_figures(net, fit, valid, params, args.batch_size, series_of_books)
@@ -170,6 +180,22 @@ def measure_train(args):
         params, data, settings, args.seed, train.fit_statistics(fit), series_of_books
     ))
     return {"epoch_seconds": seconds, "metrics_seconds": metrics, "fit_users": int(fit.shape[0]), "books": int(data.n_books)}
+
+
+def measure_train_writeup_settings(args):
+    """Child: our trainer's epochs with the write-up's settings (``--preset writeup``:
+    rating / 5 input, no momentum, dropout, weight decay, short lists or series units), the
+    settings of the write-up's step that it is compared with."""
+    from bookrbm import interactions, train
+    from bookrbm.settings import WRITEUP
+
+    data = interactions.load(os.path.join(args.folder, "processed.npz"))
+    settings = {**WRITEUP, "hidden": args.hidden, "batch_size": args.batch_size}
+    fit, _, _ = train.trainer_users(data, settings["input"])
+    net, rng = train.build_graph(fit, settings, args.seed, train.book_series(data, settings))
+    seconds = _time_epochs(net, fit, rng, args, settings)
+    net.close()
+    return {"epoch_seconds": seconds}
 
 
 def measure_writeup(args):
@@ -277,6 +303,8 @@ def run(args, log=print):
 
     log(f"training {args.epochs} epoch(s), H={args.hidden}, batch {args.batch_size} …")
     rss, trained = _child(args, "train")
+    log(f"training {args.epochs} epoch(s) at the write-up's settings …")
+    _, same_settings = _child(args, "train_writeup_settings")
     log("the write-up's step, one epoch …")
     _, writeup = _child(args, "writeup")
     log(f"GEMM peak, {args.gemm}³ …")
@@ -295,6 +323,9 @@ def run(args, log=print):
     add("train_peak_rss", rss, "MB")
     add("writeup_epoch", writeup["epoch_seconds"], "s")
     add("speedup_vs_writeup", writeup["epoch_seconds"] / epoch, "x")
+    same_settings_epoch = statistics.median(same_settings["epoch_seconds"])
+    add("train_epoch_writeup_settings", same_settings_epoch, "s")
+    add("speedup_vs_writeup_same_settings", writeup["epoch_seconds"] / same_settings_epoch, "x")
 
     log(f"recommend: {args.calls} calls in-process, {args.runs} runs as a process …")
     with tempfile.TemporaryDirectory() as tmp:
@@ -304,9 +335,9 @@ def run(args, log=print):
 
     write_csv(args.out, rows, ["name", "value", "unit"])
     log("")
-    log(f"{'figure':<24}{'value':>12}  {'unit':<8}  target")
+    log(f"{'figure':<34}{'value':>12}  {'unit':<8}  target")
     for row in rows:
-        log(f"{row['name']:<24}{row['value']:>12g}  {row['unit']:<8}  {verdict(row['name'], row['value'])}")
+        log(f"{row['name']:<34}{row['value']:>12g}  {row['unit']:<8}  {verdict(row['name'], row['value'])}")
     log(f"\ntraining: {flop / 1e9:.1f} GFLOP per epoch by the count 6·U·N·H (U={trained['fit_users']} users "
         f"trained on, N={trained['books']} books, H={args.hidden}); recommend for user {user_id}")
     log(f"wrote {paths.shown(args.out)}")
@@ -319,7 +350,8 @@ def main(argv=None):
     for name in ("users", "epochs", "hidden", "batch_size", "calls", "runs", "gemm"):
         check_range(f"--{name.replace('_', '-')}", getattr(args, name), at_least=1)
     if args.measure:
-        measure = {"train": measure_train, "writeup": measure_writeup, "gemm": measure_gemm}[args.measure]
+        measure = {"train": measure_train, "train_writeup_settings": measure_train_writeup_settings,
+                   "writeup": measure_writeup, "gemm": measure_gemm}[args.measure]
         print(json.dumps(measure(args)))
         return
     run(args)

@@ -58,11 +58,15 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert list(table.columns) == ["name", "value", "unit"]
     expected = {"users", "ratings", "preprocess_wall", "preprocess_peak_rss", "gemm_numpy", "gemm_tensorflow",
                 "gemm_peak", "fit_users", "train_epoch", "train_gflops", "train_share_of_peak", "train_epoch_metrics",
-                "train_peak_rss", "writeup_epoch", "speedup_vs_writeup", "recommend_in_process", "recommend_process"}
+                "train_peak_rss", "writeup_epoch", "speedup_vs_writeup", "train_epoch_writeup_settings",
+                "speedup_vs_writeup_same_settings", "recommend_in_process", "recommend_process"}
     assert set(table.name) == expected
     assert (table.value > 0).all()
     values = dict(zip(table.name, table.value))
     assert values["users"] == 300 and values["fit_users"] < 300
+    assert values["speedup_vs_writeup_same_settings"] == pytest.approx(
+        values["writeup_epoch"] / values["train_epoch_writeup_settings"], rel=0.02
+    )
     assert "train_share_of_peak" in done.stdout and "wrote" in done.stdout
 
 
