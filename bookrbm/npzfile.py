@@ -28,6 +28,8 @@ def read(path, kind, meta=(), hint=""):
     path = shown(os.fspath(path))
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file{hint}")
+    if os.path.isdir(path):
+        raise InputError(f"{path}: is a directory, not a {kind} file{hint}")
     if not zipfile.is_zipfile(path):
         # np.load would take it for a pickle and say so, which helps nobody
         raise InputError(f"{path}: not a {kind} file (not an .npz archive: cut short, damaged or another kind of file){hint}")

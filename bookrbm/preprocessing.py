@@ -44,7 +44,7 @@ def build(data_dir=BUNDLED_DATA, *, max_users=None, rows=None, valid_fraction=0.
     """
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
-        raise InputError(f"{data_dir}: no such folder")
+        raise InputError(f"{data_dir}: {'a file, not a folder' if os.path.exists(data_dir) else 'no such folder'}")
     books = goodbooks.read_books(os.path.join(data_dir, "books.csv"))
     book_ids = books["book_id"].to_numpy(np.int64)
     ratings_path = os.path.join(data_dir, "ratings.csv")

@@ -51,3 +51,6 @@ def test_text_and_missing_files(tmp_path):
     assert "pickle" not in str(error.value)
     with pytest.raises(InputError, match=r"nothing\.npz: no such file; run it"):
         npzfile.read(tmp_path / "nothing.npz", "kind-1", hint="; run it")
+    (tmp_path / "folder.npz").mkdir()
+    with pytest.raises(InputError, match=r"folder\.npz: is a directory, not a kind-1 file; run it"):
+        npzfile.read(tmp_path / "folder.npz", "kind-1", hint="; run it")

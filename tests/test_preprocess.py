@@ -185,16 +185,20 @@ def test_unknown_book_in_to_read_is_refused(tiny_dir, tmp_path, capsys):
     assert code == 2 and "to_read.csv: line 3: book_id 5000 is not in books.csv" in err
 
 
-@pytest.mark.parametrize("missing", ["folder", "ratings.csv"])
+@pytest.mark.parametrize("missing", ["folder", "ratings.csv", "a file"])
 def test_unreadable_paths_are_named(tiny_dir, tmp_path, capsys, missing):
     if missing == "folder":
         target = tmp_path / "nowhere"
+    elif missing == "a file":
+        target = tiny_dir / "ratings.csv"
     else:
         (tiny_dir / missing).unlink()
         target = tiny_dir
     code, err = run_cli(["--data-dir", str(target), "--out", str(tmp_path / "p.npz")], capsys)
     assert code == 2
-    assert ("nowhere: no such folder" in err) if missing == "folder" else ("ratings.csv: no such file" in err)
+    expected = {"folder": "nowhere: no such folder", "ratings.csv": "ratings.csv: no such file",
+                "a file": "ratings.csv: a file, not a folder"}
+    assert expected[missing] in err
 
 
 def test_bad_option_values_are_errors(tiny_dir, tmp_path, capsys):
