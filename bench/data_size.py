@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 
 from bookrbm import evaluation, interactions, paths  # noqa: E402
-from bookrbm.atomic import write_csv  # noqa: E402
+from bookrbm.atomic import check_writable, write_csv  # noqa: E402
 from bookrbm.errors import InputError, cli, seed_option  # noqa: E402
 
 COLUMNS = ["share", "fit_users", "model", "settings", "ndcg", "gap", "low", "high"]
@@ -51,6 +51,7 @@ def shares_of(text):
 def run(args, log=print):
     # the options first, so that a typo is told at once, not after TensorFlow's import (4 s)
     shares = shares_of(args.shares)
+    check_writable(args.out)  # not after an hour of training
     from bookrbm import comparison
 
     names = comparison.baseline_names(args.baselines)

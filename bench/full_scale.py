@@ -31,7 +31,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 
 from bookrbm import paths  # noqa: E402
-from bookrbm.atomic import atomic_write, write_csv  # noqa: E402
+from bookrbm.atomic import atomic_write, check_writable, write_csv  # noqa: E402
 from bookrbm.errors import InputError, check_range, cli, seed_option  # noqa: E402
 
 FULL_USERS = 53424
@@ -354,6 +354,7 @@ def main(argv=None):
                    "writeup": measure_writeup, "gemm": measure_gemm}[args.measure]
         print(json.dumps(measure(args)))
         return
+    check_writable(args.out)  # not after a minute of measuring
     run(args)
 
 

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from bookrbm import interactions, paths, web  # noqa: E402
-from bookrbm.atomic import write_csv  # noqa: E402
+from bookrbm.atomic import check_writable, write_csv  # noqa: E402
 from bookrbm.errors import InputError, check_range, cli  # noqa: E402
 
 
@@ -433,6 +433,10 @@ def main(argv=None):
     for name in ("clients", "requests", "ratings", "workers"):
         check_range(f"--{name}", getattr(args, name), at_least=1)
     check_range("--warm-up", args.warm_up, at_least=0)
+    if args.sweep:
+        check_writable(args.sweep_out, os.path.splitext(args.sweep_out)[0] + ".png")  # not after minutes of load
+    else:
+        check_writable(args.rates_out if args.rates else args.out)
     body, n_ratings = request_body(args.data, args.ratings)
     if args.sweep:
         return sweep(args, body)

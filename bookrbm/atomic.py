@@ -41,6 +41,8 @@ def check_writable(*paths):
     """Before long work: the InputError that writing any of ``paths`` (files) would raise at
     its end because its folder cannot be made or written. Files already there are untouched."""
     for path in paths:
+        if os.path.isdir(path):  # the rename at the end would fail: "Is a directory"
+            raise InputError(f"{os.fspath(path)}: cannot write it (it is a folder)")
         fd, tmp = _temporary_beside(os.fspath(path))
         os.close(fd)
         os.unlink(tmp)

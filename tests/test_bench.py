@@ -298,3 +298,21 @@ def test_web_latency_refuses_a_bad_count_before_starting_a_server(options, messa
     done = subprocess.run([sys.executable, "bench/web_latency.py", "--data", str(tmp_path / "missing.npz"), *options],
                           cwd=paths.ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stderr == f"error: {message}\n"
+
+
+@pytest.mark.parametrize("script, options", [
+    ("bench/full_scale.py", ["--cache", "{tmp}/cache", "--out"]),
+    ("bench/data_size.py", ["--data", "{tmp}/missing.npz", "--out"]),
+    ("bench/web_latency.py", ["--data", "{tmp}/missing.npz", "--out"]),
+    ("bench/web_latency.py", ["--data", "{tmp}/missing.npz", "--sweep", "1,2", "--sweep-out"]),
+    ("bench/web_latency.py", ["--data", "{tmp}/missing.npz", "--rates", "50", "--rates-out"]),
+])
+def test_a_results_file_that_is_a_folder_is_one_line_before_measuring(script, options, tmp_path):
+    (tmp_path / "results.csv").mkdir()
+    options = [option.format(tmp=tmp_path) for option in options]
+    done = subprocess.run([sys.executable, script, *options, str(tmp_path / "results.csv")],
+                          cwd=paths.ROOT, capture_output=True, text=True, check=False)
+    # told before the missing data file or a stand-in is made, so before any measuring
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.csv"]
+    assert done.returncode == 2
+    assert done.stderr == f"error: {tmp_path / 'results.csv'}: cannot write it (it is a folder)\n"

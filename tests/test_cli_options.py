@@ -85,6 +85,17 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_before_training(sample
     assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # no model, no temporary file
 
 
+def test_an_output_file_that_is_a_folder_is_one_line_before_training(sample_file, tmp_path, capsys):
+    (tmp_path / "m.npz").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        # 500 epochs: were it found only when the model is written, this test would not end soon
+        train_rbm.main(["--data", str(sample_file), "--out", str(tmp_path / "m.npz"), "--plots", str(tmp_path / "plots"),
+                        "--epochs", "500", "--quiet"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == f"error: {tmp_path / 'm.npz'}: cannot write it (it is a folder)\n"
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["m.npz"]
+
+
 @pytest.mark.parametrize("script, options, message", [
     ("train_rbm.py", ["--epochs", "0"], "--epochs must be at least 1, not 0"),
     ("train_rbm.py", ["--patience", "3", "--eval-every", "0"], "--patience needs --eval-every"),
