@@ -283,8 +283,9 @@ class RBMGraph:
         a batch at H=64 (in a trace), half the step."""
         return tf.gather(tf.transpose(self._padded(g)), self.series_index)
 
-    def _feed(self, batch):
-        """The placeholders' values for a batch (dense array or CSR, (batch, n_visible))."""
+    def feed(self, batch):
+        """The placeholders' values for a batch (dense array or CSR, (batch, n_visible)): what
+        ``train_feed`` takes."""
         batch = sp.csr_matrix(batch, dtype=np.float32)
         if batch.shape[1] != self.n_visible:
             raise ValueError(f"a batch of {batch.shape[1]} visible units for a graph of {self.n_visible}")
@@ -303,7 +304,13 @@ class RBMGraph:
 
     def train_batch(self, batch, hidden_noise=None, series_noise=None, series_kept=None):
         """One CD-k update on a batch (dense or CSR); returns its reconstruction error."""
-        feed = self._feed(batch)
+        return self.train_feed(self.feed(batch), hidden_noise, series_noise, series_kept)
+
+    def train_feed(self, feed, hidden_noise=None, series_noise=None, series_kept=None):
+        """One CD-k update on a batch given as its ``feed`` (``feed(batch)``, made
+        beforehand: the trainer makes the next ones while this runs); returns its
+        reconstruction error. The noises, fed only by tests, replace the graph's draws."""
+        feed = dict(feed)
         if hidden_noise is not None:
             feed[self.hidden_noise] = hidden_noise
         if series_noise is not None:
@@ -315,11 +322,11 @@ class RBMGraph:
 
     def batch_error(self, batch):
         """Reconstruction error of a batch, with no update."""
-        return float(self.session.run(self.error, self._feed(batch)))
+        return float(self.session.run(self.error, self.feed(batch)))
 
     def reconstruct(self, batch):
         """Mean-field reconstruction p(v | p(h|v)), (batch, n_visible)."""
-        return self.session.run(self.scores, self._feed(batch))
+        return self.session.run(self.scores, self.feed(batch))
 
     def set_params(self, *params):
         """Make these the graph's parameters, in ``params``' order (the velocities stay as they are)."""

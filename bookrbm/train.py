@@ -8,6 +8,7 @@ import scipy.sparse as sp
 from tqdm import tqdm
 
 from . import evaluation, rbm, series
+from .ahead import ahead
 from .atomic import write_csv
 from .errors import InputError
 from .graph import RBMGraph
@@ -130,9 +131,12 @@ def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="
     shuffled = fit[rng.permutation(fit.shape[0])]
     batches = _batches(shuffled.shape[0], batch_size)[:max_batches]
     errors = []
-    with tqdm(batches, desc=desc, leave=False, disable=None if progress else True) as bar:
-        for batch in bar:
-            errors.append(net.train_batch(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)))
+    # made on a second thread while the session runs the batch before: the same draws from
+    # ``rng`` in the same order, as nothing else draws from it during the epoch
+    feeds = ahead(net.feed(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)) for batch in batches)
+    with tqdm(feeds, total=len(batches), desc=desc, leave=False, disable=None if progress else True) as bar:
+        for feed in bar:
+            errors.append(net.train_feed(feed))
             bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
     return errors
 
