@@ -9,9 +9,10 @@ It is written as the CSVs preprocess.py reads, seeded, and cached between runs.
 Then, in one run on that data: preprocess.py (wall time, peak RSS); training epochs of our
 trainer (median) and its peak RSS; one epoch of the write-up's training step (bench/
 writeup_graph.py), and epochs of our trainer at the write-up's own settings (`--preset
-writeup`), so that the two are also compared on the same settings; the float32 GEMM peak of this machine (NumPy and TensorFlow); one-user
-recommendation in-process (median of --calls) and `python recommend.py` as a process.
-Prints a table and writes results/bench.csv (name, value, unit).
+writeup`), so that the two are also compared on the same settings; the float32 GEMM peak
+of this machine (NumPy and TensorFlow); one-user recommendation in-process (median of
+--calls) and `python recommend.py` as a process. Prints a table and writes
+results/bench.csv (name, value, unit).
 
 Smoke mode for CI: --users 500 --epochs 1 --calls 20 --gemm 512.
 """

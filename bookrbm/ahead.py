@@ -1,8 +1,8 @@
 """Items made on a second thread ahead of their use.
 
 The trainer's next batches are cut to short lists and laid out as feeds while the session
-runs the current one (TensorFlow lets go of the GIL while it runs): 5-7% of an H=64 epoch at
-the full size, the same weights bit for bit (bench/README.md)."""
+runs the current one (TensorFlow lets go of the GIL while it runs): an H=64 epoch at the
+full size takes 8% less, with the same weights bit for bit (bench/README.md)."""
 import queue
 import threading
 
