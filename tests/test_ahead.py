@@ -71,3 +71,27 @@ def test_an_epoch_trains_as_its_batches_one_by_one(sample):
     finally:
         first.close()
         second.close()
+
+
+def test_the_epoch_figures_are_those_worked_out_one_after_another(sample):
+    """The free energies are worked out on a second thread while the session measures the
+    valid error: the same three figures as one after another."""
+    from bookrbm import rbm, train
+
+    settings = {**DEFAULT, "hidden": 16}
+    fit, valid, _ = train.trainer_users(sample, settings["input"])
+    series_of_books = train.book_series(sample, settings)
+    first, _ = train.build_graph(fit, settings, 5, series_of_books)
+    second, _ = train.build_graph(fit, settings, 5, series_of_books)
+    try:
+        params = first.params()
+        figures = train.epoch_figures(first, fit, valid, params, 100, series_of_books)
+        units = train.series_units(params, series_of_books)
+        assert figures == (
+            float(rbm.mean_free_energy(fit, *params[:3], units)),
+            float(rbm.mean_free_energy(valid, *params[:3], units)),
+            float(np.mean(train.valid_errors(second, valid, 100))),
+        )
+    finally:
+        first.close()
+        second.close()
