@@ -47,6 +47,12 @@ def series_sums(v, series_units):
 
     Summed entry by entry in the rows' order (``np.add.at``), as a sparse product would,
     without its per-call cost: one reader's takes microseconds."""
+    return _series_totals(v, series_units)[0]
+
+
+def _series_totals(v, series_units):
+    """(``series_sums``, the flat indices into it of the (reader, unit) pairs that some
+    stored entry reaches, with repeats)."""
     series, weights, bias = series_units
     v = as_csr(v)
     in_series = series[v.indices] >= 0
@@ -54,8 +60,9 @@ def series_sums(v, series_units):
     books = v.indices[in_series]
     values = v.data[in_series] * weights[books]
     totals = np.zeros((v.shape[0], len(bias)), np.result_type(values, bias))
-    np.add.at(totals, (rows, series[books]), values)
-    return totals
+    reached = rows * len(bias) + series[books]
+    np.add.at(totals.ravel(), reached, values)
+    return totals, reached
 
 
 def series_push(g, series_units):
@@ -106,11 +113,17 @@ def series_softplus(v, series_units):
     A unit that none of a reader's books reaches gives softplus(b_s) whatever the reader,
     so only the units each reader reaches are worked out (a few of 836, where the whole
     (n_users, n_series) softplus made the full-size epoch's metrics 2.5× slower)."""
-    totals = series_sums(v, series_units)
+    totals, reached = _series_totals(v, series_units)
     bias = series_units[2]
     base = np.logaddexp(0.0, bias)
-    rows, units = np.nonzero(totals)
-    lift = np.logaddexp(0.0, bias[units] + totals[rows, units]) - base[units]
+    # the nonzero totals in np.nonzero's order, found from a mark of the reached pairs: a
+    # pass over a boolean array instead of over every total (4x quicker at the full size)
+    mark = np.zeros(totals.size, bool)
+    mark[reached] = True
+    flat = np.flatnonzero(mark)
+    flat = flat[totals.ravel()[flat] != 0]
+    rows, units = np.divmod(flat, len(bias))
+    lift = np.logaddexp(0.0, bias[units] + totals.ravel()[flat]) - base[units]
     return base.sum() + np.bincount(rows, weights=lift, minlength=totals.shape[0])
 
 

@@ -150,6 +150,25 @@ def test_free_energy_with_series_units_sums_over_every_hidden_state():
     assert not np.allclose(rbm.free_energy(v, *params, series_units=units), rbm.free_energy(v, *params))
 
 
+def test_series_softplus_is_the_sum_over_every_unit_even_where_a_total_is_zero():
+    """Only the units a reader reaches are worked out; one reached through books whose
+    weights sum to 0 counts as unreached, and the sum is that over every unit."""
+    _, book_series, series_weights, series_bias = small_model_params(3)
+    series_weights[2] = 0.0  # series 1 reached through book 2 only: a total of exactly 0
+    series_weights[0], series_weights[1] = 0.5, -0.5  # series 0 through books 0 and 1: 0 as well
+    units = book_series, series_weights, series_bias
+    s = (book_series[:, None] == np.arange(2)[None, :]) * series_weights[:, None]
+    v = np.array([
+        [1.0, 1.0, 1.0, 0.0, 0.0, 1.0],  # both units reached, both totals 0
+        [0.0, 0.0, 0.0, 1.0, 1.0, 0.0],  # both reached, both totals nonzero
+        [0.0, 0.0, 0.0, 0.0, 0.0, 1.0],  # neither reached
+        [1.0, 0.0, 0.0, 0.0, 0.0, 0.0],  # unit 0 only
+    ])
+    direct = np.logaddexp(0.0, v @ s + series_bias).sum(axis=1)
+    assert np.allclose(rbm.series_softplus(sp.csr_matrix(v), units), direct, rtol=1e-12)
+    assert np.allclose(rbm.series_sums(v, units), v @ s, rtol=1e-12)
+
+
 def test_model_scores_include_the_series_units(quick_model, sample):
     assert quick_model.series is not None and quick_model.settings["series_units"] is True
     users = sample.ratings[sample.valid_rows[:5]]
