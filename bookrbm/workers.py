@@ -95,23 +95,24 @@ def _hand_from(outbox, parent, pids, first, connection):
 def _deal(listener, workers, up, stopping):
     """Hand each connection ``listener`` accepts to the next of ``workers`` (a list the
     supervisor keeps current) that takes it; while none can, the connection waits."""
-    outbox = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     parent, turn = os.getpid(), 0
-    while not stopping.is_set():
-        try:
-            connection, _ = listener.accept()
-        except OSError:
-            return  # the listener was shut: serving is over
-        with connection:
-            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            while not stopping.is_set():
-                pids = [worker.pid for worker in list(workers)]
-                taker = _hand_from(outbox, parent, pids, turn, connection)
-                if taker is not None:
-                    turn = pids.index(taker) + 1
-                    up.add(taker)
-                    break
-                time.sleep(0.05)
+    # its own socket: the supervisor's thread asks on another whether a new worker is up
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as outbox:
+        while not stopping.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return  # the listener was shut: serving is over
+            with connection:
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                while not stopping.is_set():
+                    pids = [worker.pid for worker in list(workers)]
+                    taker = _hand_from(outbox, parent, pids, turn, connection)
+                    if taker is not None:
+                        turn = pids.index(taker) + 1
+                        up.add(taker)
+                        break
+                    time.sleep(0.05)
 
 
 def run(app, host, port, count, **options):
@@ -171,6 +172,7 @@ def serve(app, host, port, count, **options):
         except OSError:
             pass
         listener.close()
+        outbox.close()
         for worker in workers:
             if worker.is_alive():
                 worker.terminate()  # uvicorn's graceful stop: open connections are closed
