@@ -222,13 +222,17 @@ class RBMGraph:
         self.session = tf1.Session(graph=self.graph)
         self.session.run(self.init)
 
+    # Gathers take rows of a variable's value, never of the variable itself: TensorFlow's
+    # gather from a variable (ResourceGather) switches it to copying on every read, and the
+    # weights' three reads a step then copied 2.5 MB each (5% of an H=64 step, rating input).
+
     def _mean_hiddens_of_batch(self):
         """p(h|v) of the fed batch, from its entries in row order."""
         rows, columns, values = self.rows, self.columns, self.values
         if self.binary:
             total = tf.sparse.segment_sum(self.weights, columns, rows, num_segments=self.batch_size)
         else:
-            total = tf.math.segment_sum(tf.gather(self.weights, columns) * values[:, None], rows)
+            total = tf.math.segment_sum(tf.gather(self.weights.value(), columns) * values[:, None], rows)
             total = tf.pad(total, [[0, self.batch_size - tf.shape(total)[0]], [0, 0]])
         return tf.sigmoid(total + self.hidden_bias)
 
@@ -254,7 +258,7 @@ class RBMGraph:
         width = self.n_series + 1
         where = self.rows * width + self.entry_series
         totals = tf.math.unsorted_segment_sum(
-            self.values * tf.gather(self.series_weights, self.columns), where, self.batch_size * width
+            self.values * tf.gather(self.series_weights.value(), self.columns), where, self.batch_size * width
         )
         return tf.sigmoid(tf.reshape(totals, [-1, width])[:, :-1] + self.series_bias)
 
@@ -265,7 +269,7 @@ class RBMGraph:
         Only the books in a series are gathered (a third of them), in ascending order, so
         each unit's sum adds the same terms in the same order as a sum over all books would."""
         books = self.books_in_series
-        terms = tf.gather(v, books) * tf.gather(self.series_weights, books)[:, None]
+        terms = tf.gather(v, books) * tf.gather(self.series_weights.value(), books)[:, None]
         totals = tf.math.unsorted_segment_sum(terms, self.their_series, self.n_series)
         return tf.sigmoid(tf.transpose(totals) + self.series_bias)
 
