@@ -224,7 +224,7 @@ class RBMGraph:
 
     # Gathers take rows of a variable's value, never of the variable itself: TensorFlow's
     # gather from a variable (ResourceGather) switches it to copying on every read, and the
-    # weights' three reads a step then copied 2.5 MB each (5% of an H=64 step, rating input).
+    # weights' three reads a step then copied 2.5 MB each (9% of an H=64 step, rating input).
 
     def _mean_hiddens_of_batch(self):
         """p(h|v) of the fed batch, from its entries in row order."""
