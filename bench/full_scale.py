@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from types import SimpleNamespace
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
@@ -146,57 +147,56 @@ def _child(args, mode):
     return rss, json.loads(out.strip().splitlines()[-1])
 
 
-def _time_epochs(net, fit, rng, args, settings):
-    """Seconds of each of ``args.epochs`` epochs, run as the trainer runs them (with the
-    settings' short lists)."""
-    from bookrbm import train
+def _timed_trainer(args, preset):
+    """Our trainer on the stand-in with ``preset``'s settings (hidden units and batch size
+    from ``args``), after ``args.epochs`` epochs run as the trainer runs them (with the
+    settings' short lists): its data, settings, fit and valid users, series units, graph,
+    and the seconds of each epoch."""
+    from bookrbm import interactions, train
 
+    data = interactions.load(os.path.join(args.folder, "processed.npz"))
+    settings = {**preset, "hidden": args.hidden, "batch_size": args.batch_size}
+    fit, valid, _ = train.trainer_users(data, settings["input"])
+    series_of_books = train.book_series(data, settings)  # the series units, as the trainer has them
+    net, rng = train.build_graph(fit, settings, args.seed, series_of_books)
     seconds = []
     for _ in range(args.epochs):
         start = time.perf_counter()
         train.run_epoch(net, fit, rng, args.batch_size, progress=False, short_lists=settings["short_lists"],
                         short_list_books=settings["short_list_books"])
         seconds.append(time.perf_counter() - start)
-    return seconds
+    return SimpleNamespace(data=data, settings=settings, fit=fit, valid=valid, series=series_of_books, net=net,
+                           seconds=seconds)
 
 
 def measure_train(args):
     """Child: our trainer's epochs on the stand-in; saves the model for the recommend timings."""
-    from bookrbm import interactions, model, train
+    from bookrbm import model, train
     from bookrbm.settings import DEFAULTS
 
-    data = interactions.load(os.path.join(args.folder, "processed.npz"))
-    settings = {**DEFAULTS, "hidden": args.hidden, "batch_size": args.batch_size}
-    fit, valid, _ = train.trainer_users(data, settings["input"])
-    series_of_books = train.book_series(data, settings)  # the default's series units, as the trainer has them
-    net, rng = train.build_graph(fit, settings, args.seed, series_of_books)
-    seconds = _time_epochs(net, fit, rng, args, settings)
+    trained = _timed_trainer(args, DEFAULTS)
     start = time.perf_counter()
-    params = net.params()
-    train.epoch_figures(net, fit, valid, params, args.batch_size, series_of_books)
+    params = trained.net.params()
+    train.epoch_figures(trained.net, trained.fit, trained.valid, params, args.batch_size, trained.series)
     metrics = time.perf_counter() - start
-    net.close()
+    trained.net.close()
     # the model as train_rbm.py saves it, so that the recommend timings take the product's path
     model.save(os.path.join(args.folder, "model.npz"), train.as_model(
-        params, data, settings, args.seed, train.fit_statistics(fit), series_of_books
+        params, trained.data, trained.settings, args.seed, train.fit_statistics(trained.fit), trained.series
     ))
-    return {"epoch_seconds": seconds, "metrics_seconds": metrics, "fit_users": int(fit.shape[0]), "books": int(data.n_books)}
+    return {"epoch_seconds": trained.seconds, "metrics_seconds": metrics, "fit_users": int(trained.fit.shape[0]),
+            "books": int(trained.data.n_books)}
 
 
 def measure_train_writeup_settings(args):
     """Child: our trainer's epochs with the write-up's settings (``--preset writeup``:
     rating / 5 input, no momentum, dropout, weight decay, short lists or series units), the
     settings of the write-up's step that it is compared with."""
-    from bookrbm import interactions, train
     from bookrbm.settings import WRITEUP
 
-    data = interactions.load(os.path.join(args.folder, "processed.npz"))
-    settings = {**WRITEUP, "hidden": args.hidden, "batch_size": args.batch_size}
-    fit, _, _ = train.trainer_users(data, settings["input"])
-    net, rng = train.build_graph(fit, settings, args.seed, train.book_series(data, settings))
-    seconds = _time_epochs(net, fit, rng, args, settings)
-    net.close()
-    return {"epoch_seconds": seconds}
+    trained = _timed_trainer(args, WRITEUP)
+    trained.net.close()
+    return {"epoch_seconds": trained.seconds}
 
 
 def measure_writeup(args):

@@ -9,9 +9,8 @@ server's steady state; the p99 of the first --requests from the start is printed
 then --requests (at most 500) more from one client, likewise. Then the same again against
 the same app answering every request with one recommendation stored at start-up: the part
 of the latency that is FastAPI, uvicorn, the request's checks and the load generator, not
-the model. Prints p50, p99,
-the errors and the server's CPU time per request, and writes results/web_latency.csv
-(name, value, unit).
+the model. Prints p50, p99, the errors and the server's CPU time per request, and writes
+results/web_latency.csv (name, value, unit).
 
 With --sweep 1,2,4,... it measures instead both apps under each of those numbers of
 clients (--requests at each) and writes results/web_latency_sweep.csv and a plot of p50
