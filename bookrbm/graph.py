@@ -163,7 +163,9 @@ class RBMGraph:
                     h_mean = h_mean * keep
                 noise = tf.random.uniform([batch, n_hidden], seed=seed + 1000 + step)
                 if self.n_series:
-                    g_mean = self._mean_series(v_model)
+                    # gathered once: the series weights' model statistics below take the same rows
+                    v_in_series = tf.gather(v_model, self.books_in_series)
+                    g_mean = self._mean_series(v_in_series)
                     if series_keep < 1.0:
                         g_mean = g_mean * series_kept
                     series_noise = tf.random.uniform([batch, self.n_series], seed=seed + 2000 + step)
@@ -185,9 +187,8 @@ class RBMGraph:
                 data_series = tf.math.unsorted_segment_sum(self.values * data_series, self.columns, n_visible)
                 # only the books in a series (a third) have a term; the others' is 0, so they
                 # are left out of the product and the sum (1-2% of an H=64 step, measured interleaved)
-                books = self.books_in_series
-                in_series = tf.reduce_sum(tf.gather(v_model, books) * self._per_book_in_series(g_mean), axis=1)
-                model_series = tf.scatter_nd(books[:, None], in_series, [n_visible])
+                in_series = tf.reduce_sum(v_in_series * self._per_book_in_series(g_mean), axis=1)
+                model_series = tf.scatter_nd(self.books_in_series[:, None], in_series, [n_visible])
                 gradients += [
                     series_step * (data_series - model_series) / size,
                     series_step * tf.reduce_mean(g0_mean - g_mean, axis=0),
@@ -262,14 +263,14 @@ class RBMGraph:
         )
         return tf.sigmoid(tf.reshape(totals, [-1, width])[:, :-1] + self.series_bias)
 
-    def _mean_series(self, v):
-        """p(g|v) of the series units for book-major visible values ``v`` (n_visible,
-        batch), (batch, n_series).
+    def _mean_series(self, v_in_series):
+        """p(g|v) of the series units, (batch, n_series), from the book-major visible values
+        of the books in a series only, ``v_in_series`` (n_books_in_series, batch), in the order
+        of ``books_in_series``.
 
-        Only the books in a series are gathered (a third of them), in ascending order, so
-        each unit's sum adds the same terms in the same order as a sum over all books would."""
-        books = self.books_in_series
-        terms = tf.gather(v, books) * tf.gather(self.series_weights.value(), books)[:, None]
+        Only those books are summed (a third of them), in ascending order, so each unit's sum
+        adds the same terms in the same order as a sum over all books would."""
+        terms = v_in_series * tf.gather(self.series_weights.value(), self.books_in_series)[:, None]
         totals = tf.math.unsorted_segment_sum(terms, self.their_series, self.n_series)
         return tf.sigmoid(tf.transpose(totals) + self.series_bias)
 
