@@ -46,6 +46,16 @@ def test_copies_handle_users_without_rows():
     assert rows.tolist() == [3, 0, 2] and new_ids.tolist() == [1, 3, 3]
 
 
+def test_writeup_child_times_as_many_epochs_as_ours(sample_file, tmp_path):
+    import shutil
+    from types import SimpleNamespace
+
+    shutil.copyfile(sample_file, tmp_path / "processed.npz")
+    args = SimpleNamespace(folder=str(tmp_path), hidden=4, batch_size=600, seed=0, epochs=3)
+    seconds = full_scale.measure_writeup(args)["epoch_seconds"]
+    assert len(seconds) == 3 and all(second > 0 for second in seconds)
+
+
 def test_smoke_run_measures_every_figure(tmp_path):
     out = tmp_path / "bench.csv"
     done = subprocess.run(
