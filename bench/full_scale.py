@@ -7,9 +7,10 @@ replacement), so the per-user distribution of ratings and of to-read lists is th
 It is written as the CSVs preprocess.py reads, seeded, and cached between runs.
 
 Then, in one run on that data: preprocess.py (wall time, peak RSS); training epochs of our
-trainer (median) and its peak RSS; as many epochs of the write-up's training step (bench/
-writeup_graph.py, median), and of our trainer at the write-up's own settings (`--preset
-writeup`), so that the two are also compared on the same settings; the float32 GEMM peak
+trainer (median) and its peak RSS; then, alternated epoch by epoch in one process, the
+write-up's training step (bench/writeup_graph.py), our trainer with the defaults and our
+trainer at the write-up's own settings (`--preset writeup`), so that the two are also
+compared on the same settings (medians); the float32 GEMM peak
 of this machine (NumPy and TensorFlow); one-user recommendation in-process (median of
 --calls) and `python recommend.py` as a process. Prints a table and writes
 results/bench.csv (name, value, unit).
@@ -61,7 +62,7 @@ def parse_args(argv):
     parser.add_argument("--gemm", type=int, default=4096, help="size n of the n×n×n GEMM peak (default: %(default)s)")
     parser.add_argument("--cache", default=os.path.join(paths.ROOT, "data", "bench"), help="where stand-ins are kept (default: %(default)s)")
     parser.add_argument("--out", default=os.path.join(paths.RESULTS, "bench.csv"), help="results table (default: %(default)s)")
-    parser.add_argument("--measure", choices=("train", "train_writeup_settings", "writeup", "gemm"), help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=("train", "compare", "gemm"), help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -147,11 +148,16 @@ def _child(args, mode):
     return rss, json.loads(out.strip().splitlines()[-1])
 
 
-def _timed_trainer(args, preset):
+def _timed(epoch):
+    start = time.perf_counter()
+    epoch()
+    return time.perf_counter() - start
+
+
+def _trainer(args, preset):
     """Our trainer on the stand-in with ``preset``'s settings (hidden units and batch size
-    from ``args``), after ``args.epochs`` epochs run as the trainer runs them (with the
-    settings' short lists): its data, settings, fit and valid users, series units, graph,
-    and the seconds of each epoch."""
+    from ``args``): its data, settings, fit and valid users, series units and graph, and
+    ``epoch()``, which trains one epoch as the trainer does (with the settings' short lists)."""
     from bookrbm import interactions, train
 
     data = interactions.load(os.path.join(args.folder, "processed.npz"))
@@ -159,49 +165,18 @@ def _timed_trainer(args, preset):
     fit, valid, _ = train.trainer_users(data, settings["input"])
     series_of_books = train.book_series(data, settings)  # the series units, as the trainer has them
     net, rng = train.build_graph(fit, settings, args.seed, series_of_books)
-    seconds = []
-    for _ in range(args.epochs):
-        start = time.perf_counter()
+
+    def epoch():
         train.run_epoch(net, fit, rng, args.batch_size, progress=False, short_lists=settings["short_lists"],
                         short_list_books=settings["short_list_books"])
-        seconds.append(time.perf_counter() - start)
+
     return SimpleNamespace(data=data, settings=settings, fit=fit, valid=valid, series=series_of_books, net=net,
-                           seconds=seconds)
+                           epoch=epoch)
 
 
-def measure_train(args):
-    """Child: our trainer's epochs on the stand-in; saves the model for the recommend timings."""
-    from bookrbm import model, train
-    from bookrbm.settings import DEFAULTS
-
-    trained = _timed_trainer(args, DEFAULTS)
-    start = time.perf_counter()
-    params = trained.net.params()
-    train.epoch_figures(trained.net, trained.fit, trained.valid, params, args.batch_size, trained.series)
-    metrics = time.perf_counter() - start
-    trained.net.close()
-    # the model as train_rbm.py saves it, so that the recommend timings take the product's path
-    model.save(os.path.join(args.folder, "model.npz"), train.as_model(
-        params, trained.data, trained.settings, args.seed, train.fit_statistics(trained.fit), trained.series
-    ))
-    return {"epoch_seconds": trained.seconds, "metrics_seconds": metrics, "fit_users": int(trained.fit.shape[0]),
-            "books": int(trained.data.n_books)}
-
-
-def measure_train_writeup_settings(args):
-    """Child: our trainer's epochs with the write-up's settings (``--preset writeup``:
-    rating / 5 input, no momentum, dropout, weight decay, short lists or series units), the
-    settings of the write-up's step that it is compared with."""
-    from bookrbm.settings import WRITEUP
-
-    trained = _timed_trainer(args, WRITEUP)
-    trained.net.close()
-    return {"epoch_seconds": trained.seconds}
-
-
-def measure_writeup(args):
-    """Child: ``args.epochs`` epochs of the write-up's step on the same users, each in a new
-    order, batches made dense as it fed them; the seconds of each."""
+def _writeup_trainer(args):
+    """The write-up's step (bench/writeup_graph.py) on the same users, and ``epoch()``: one
+    epoch of it, in a new order each time, the batches made dense as it fed them."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from writeup_graph import WriteupRBM
 
@@ -211,15 +186,53 @@ def measure_writeup(args):
     fit, _, _ = train.trainer_users(data, "rating")
     net = WriteupRBM(data.n_books, args.hidden, seed=args.seed)
     rng = np.random.default_rng(args.seed)
-    seconds = []
-    for _ in range(args.epochs):
+
+    def epoch():
         shuffled = fit[rng.permutation(fit.shape[0])]
-        start = time.perf_counter()
         for first in range(0, shuffled.shape[0], args.batch_size):
             net.train_batch(shuffled[first : first + args.batch_size].toarray())
-        seconds.append(time.perf_counter() - start)
-    net.close()
-    return {"epoch_seconds": seconds}
+
+    return SimpleNamespace(net=net, epoch=epoch)
+
+
+def measure_train(args):
+    """Child: our trainer's epochs on the stand-in; saves the model for the recommend timings."""
+    from bookrbm import model, train
+    from bookrbm.settings import DEFAULTS
+
+    trained = _trainer(args, DEFAULTS)
+    seconds = [_timed(trained.epoch) for _ in range(args.epochs)]
+    start = time.perf_counter()
+    params = trained.net.params()
+    train.epoch_figures(trained.net, trained.fit, trained.valid, params, args.batch_size, trained.series)
+    metrics = time.perf_counter() - start
+    trained.net.close()
+    # the model as train_rbm.py saves it, so that the recommend timings take the product's path
+    model.save(os.path.join(args.folder, "model.npz"), train.as_model(
+        params, trained.data, trained.settings, args.seed, train.fit_statistics(trained.fit), trained.series
+    ))
+    return {"epoch_seconds": seconds, "metrics_seconds": metrics, "fit_users": int(trained.fit.shape[0]),
+            "books": int(trained.data.n_books)}
+
+
+def measure_compare(args):
+    """Child: the write-up's step against ours, with the defaults and with the write-up's own
+    settings (``--preset writeup``: rating / 5 input, no momentum, dropout, weight decay,
+    short lists or series units); ``args.epochs`` rounds of one epoch of each, alternated
+    in this one process, so that a slow spell of the machine falls on all three alike (one
+    epoch of the write-up's, timed in a process of its own, moved by 4.3-6.8 s from run to
+    run, and the median of three by 4.8-6.7 s). The seconds of each epoch, by step."""
+    from bookrbm.settings import DEFAULTS, WRITEUP
+
+    steps = {"ours": _trainer(args, DEFAULTS), "ours_writeup_settings": _trainer(args, WRITEUP),
+             "writeup": _writeup_trainer(args)}
+    seconds = {name: [] for name in steps}
+    for _ in range(args.epochs):
+        for name, step in steps.items():
+            seconds[name].append(_timed(step.epoch))
+    for step in steps.values():
+        step.net.close()
+    return seconds
 
 
 def measure_gemm(args):
@@ -308,10 +321,9 @@ def run(args, log=print):
 
     log(f"training {args.epochs} epoch(s), H={args.hidden}, batch {args.batch_size} …")
     rss, trained = _child(args, "train")
-    log(f"training {args.epochs} epoch(s) at the write-up's settings …")
-    _, same_settings = _child(args, "train_writeup_settings")
-    log(f"the write-up's step, {args.epochs} epoch(s) …")
-    _, writeup = _child(args, "writeup")
+    log(f"the write-up's step against ours, with the defaults and with its settings: {args.epochs} epoch(s) of "
+        "each, alternated …")
+    _, compared = _child(args, "compare")
     log(f"GEMM peak, {args.gemm}³ …")
     _, gemm = _child(args, "gemm")
     epoch = statistics.median(trained["epoch_seconds"])
@@ -326,14 +338,15 @@ def run(args, log=print):
     add("train_share_of_peak", 100 * flop / epoch / 1e9 / peak, "%")
     add("train_epoch_metrics", trained["metrics_seconds"], "s")
     add("train_peak_rss", rss, "MB")
-    # the median of as many epochs as ours: a single one of the write-up's moved by up to
-    # ±25% from run to run, and the two ratios with it
-    writeup_epoch = statistics.median(writeup["epoch_seconds"])
+    # the ratios come from the one process that alternated the three steps (measure_compare)
+    writeup_epoch, alongside, same_settings = (
+        statistics.median(compared[name]) for name in ("writeup", "ours", "ours_writeup_settings")
+    )
     add("writeup_epoch", writeup_epoch, "s")
-    add("speedup_vs_writeup", writeup_epoch / epoch, "x")
-    same_settings_epoch = statistics.median(same_settings["epoch_seconds"])
-    add("train_epoch_writeup_settings", same_settings_epoch, "s")
-    add("speedup_vs_writeup_same_settings", writeup_epoch / same_settings_epoch, "x")
+    add("train_epoch_alongside_writeup", alongside, "s")
+    add("speedup_vs_writeup", writeup_epoch / alongside, "x")
+    add("train_epoch_writeup_settings", same_settings, "s")
+    add("speedup_vs_writeup_same_settings", writeup_epoch / same_settings, "x")
 
     log(f"recommend: {args.calls} calls in-process, {args.runs} runs as a process …")
     with tempfile.TemporaryDirectory() as tmp:
@@ -358,8 +371,7 @@ def main(argv=None):
     for name in ("users", "epochs", "hidden", "batch_size", "calls", "runs", "gemm"):
         check_range(f"--{name.replace('_', '-')}", getattr(args, name), at_least=1)
     if args.measure:
-        measure = {"train": measure_train, "train_writeup_settings": measure_train_writeup_settings,
-                   "writeup": measure_writeup, "gemm": measure_gemm}[args.measure]
+        measure = {"train": measure_train, "compare": measure_compare, "gemm": measure_gemm}[args.measure]
         print(json.dumps(measure(args)))
         return
     check_writable(args.out)  # not after a minute of measuring
