@@ -10,10 +10,10 @@ Then, in one run on that data: preprocess.py (wall time, peak RSS); training epo
 trainer (median) and its peak RSS; then, alternated epoch by epoch in one process, the
 write-up's training step (bench/writeup_graph.py), our trainer with the defaults and our
 trainer at the write-up's own settings (`--preset writeup`), so that the two are also
-compared on the same settings (medians); the float32 GEMM peak
-of this machine (NumPy and TensorFlow); one-user recommendation in-process (median of
---calls) and `python recommend.py` as a process. Prints a table and writes
-results/bench.csv (name, value, unit).
+compared on the same settings (medians); the float32 GEMM peak of this machine (NumPy and
+TensorFlow); one-user recommendation in-process (median of --calls) and `python
+recommend.py` as a process. Prints a table and writes results/bench.csv (name, value,
+unit).
 
 Smoke mode for CI: --users 500 --epochs 1 --calls 20 --gemm 512.
 """
