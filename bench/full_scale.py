@@ -163,7 +163,7 @@ def _stand_in(args):
 
 def _trainer(args, preset, data):
     """Our trainer on ``data`` with ``preset``'s settings (hidden units and batch size from
-    ``args``): its data, settings, fit and valid users, series units and graph, and
+    ``args``): its settings, fit and valid users, series units and graph, and
     ``epoch()``, which trains one epoch as the trainer does (with the settings' short lists)."""
     from bookrbm import train
 
@@ -176,8 +176,7 @@ def _trainer(args, preset, data):
         train.run_epoch(net, fit, rng, args.batch_size, progress=False, short_lists=settings["short_lists"],
                         short_list_books=settings["short_list_books"])
 
-    return SimpleNamespace(data=data, settings=settings, fit=fit, valid=valid, series=series_of_books, net=net,
-                           epoch=epoch)
+    return SimpleNamespace(settings=settings, fit=fit, valid=valid, series=series_of_books, net=net, epoch=epoch)
 
 
 def _writeup_trainer(args, data):
@@ -206,7 +205,8 @@ def measure_train(args):
     from bookrbm import model, train
     from bookrbm.settings import DEFAULTS
 
-    trained = _trainer(args, DEFAULTS, _stand_in(args))
+    data = _stand_in(args)
+    trained = _trainer(args, DEFAULTS, data)
     seconds = [_timed(trained.epoch) for _ in range(args.epochs)]
     start = time.perf_counter()
     params = trained.net.params()
@@ -215,10 +215,10 @@ def measure_train(args):
     trained.net.close()
     # the model as train_rbm.py saves it, so that the recommend timings take the product's path
     model.save(os.path.join(args.folder, "model.npz"), train.as_model(
-        params, trained.data, trained.settings, args.seed, train.fit_statistics(trained.fit), trained.series
+        params, data, trained.settings, args.seed, train.fit_statistics(trained.fit), trained.series
     ))
     return {"epoch_seconds": seconds, "metrics_seconds": metrics, "fit_users": int(trained.fit.shape[0]),
-            "books": int(trained.data.n_books)}
+            "books": int(data.n_books)}
 
 
 def measure_compare(args):

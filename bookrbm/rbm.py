@@ -122,9 +122,10 @@ def series_softplus(v, series_units):
     mark = np.zeros(totals.size, bool)
     mark[reached] = True
     flat = np.flatnonzero(mark)
-    flat = flat[totals.ravel()[flat] != 0]
+    reached_totals = totals.ravel()[flat]
+    flat, reached_totals = flat[reached_totals != 0], reached_totals[reached_totals != 0]
     rows, units = np.divmod(flat, len(bias))
-    lift = np.logaddexp(0.0, bias[units] + totals.ravel()[flat]) - base[units]
+    lift = np.logaddexp(0.0, bias[units] + reached_totals) - base[units]
     return base.sum() + np.bincount(rows, weights=lift, minlength=totals.shape[0])
 
 
