@@ -179,17 +179,14 @@ def _trainer(args, preset, data):
     return SimpleNamespace(settings=settings, fit=fit, valid=valid, series=series_of_books, net=net, epoch=epoch)
 
 
-def _writeup_trainer(args, data):
-    """The write-up's step (bench/writeup_graph.py) on ``data``'s users, as ours trains on,
-    and ``epoch()``: one epoch of it, in a new order each time, the batches made dense as it
-    fed them."""
+def _writeup_trainer(args, fit):
+    """The write-up's step (bench/writeup_graph.py) on ``fit``, the users ours trains on with
+    the rating input (users × books CSR), and ``epoch()``: one epoch of it, in a new order
+    each time, the batches made dense as it fed them."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from writeup_graph import WriteupRBM
 
-    from bookrbm import train
-
-    fit, _, _ = train.trainer_users(data, "rating")
-    net = WriteupRBM(data.n_books, args.hidden, seed=args.seed)
+    net = WriteupRBM(fit.shape[1], args.hidden, seed=args.seed)
     rng = np.random.default_rng(args.seed)
 
     def epoch():
@@ -231,8 +228,10 @@ def measure_compare(args):
     from bookrbm.settings import DEFAULTS, WRITEUP
 
     data = _stand_in(args)  # once for the three (peak RSS at the full size 1.05 → 0.93 GB)
-    steps = {"ours": _trainer(args, DEFAULTS, data), "ours_writeup_settings": _trainer(args, WRITEUP, data),
-             "writeup": _writeup_trainer(args, data)}
+    at_writeup_settings = _trainer(args, WRITEUP, data)
+    # the write-up's step trains on the same users as ours at its settings (the rating input)
+    steps = {"ours": _trainer(args, DEFAULTS, data), "ours_writeup_settings": at_writeup_settings,
+             "writeup": _writeup_trainer(args, at_writeup_settings.fit)}
     seconds = {name: [] for name in steps}
     for _ in range(args.epochs):
         for name, step in steps.items():
