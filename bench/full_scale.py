@@ -10,10 +10,11 @@ Then, in one run on that data: preprocess.py (wall time, peak RSS); training epo
 trainer (median) and its peak RSS; then, alternated epoch by epoch in one process, the
 write-up's training step (bench/writeup_graph.py), our trainer with the defaults and our
 trainer at the write-up's own settings (`--preset writeup`), so that the two are also
-compared on the same settings (medians); the float32 GEMM peak of this machine (NumPy and
-TensorFlow); one-user recommendation in-process (median of --calls) and `python
-recommend.py` as a process. Prints a table and writes results/bench.csv (name, value,
-unit).
+compared on the same settings (medians), and a bare CD-1 step (bench/bare_cd1.py: the
+counted products and the least around them, the ceiling of the share of the peak); the
+float32 GEMM peak of this machine (NumPy and TensorFlow); one-user recommendation
+in-process (median of --calls) and `python recommend.py` as a process. Prints a table and
+writes results/bench.csv (name, value, unit).
 
 Smoke mode for CI: --users 500 --epochs 1 --calls 20 --gemm 512.
 """
@@ -28,8 +29,9 @@ import tempfile
 import time
 from types import SimpleNamespace
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+BENCH = os.path.dirname(os.path.abspath(__file__))  # the reference steps beside this script
+ROOT = os.path.dirname(BENCH)
+sys.path[:0] = [ROOT, BENCH]
 
 import numpy as np  # noqa: E402
 
@@ -183,7 +185,6 @@ def _writeup_trainer(args, fit):
     """The write-up's step (bench/writeup_graph.py) on ``fit``, the users ours trains on with
     the rating input (users × books CSR), and ``epoch()``: one epoch of it, in a new order
     each time, the batches made dense as it fed them."""
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from writeup_graph import WriteupRBM
 
     net = WriteupRBM(fit.shape[1], args.hidden, seed=args.seed)
@@ -193,6 +194,21 @@ def _writeup_trainer(args, fit):
         shuffled = fit[rng.permutation(fit.shape[0])]
         for first in range(0, shuffled.shape[0], args.batch_size):
             net.train_batch(shuffled[first : first + args.batch_size].toarray())
+
+    return SimpleNamespace(net=net, epoch=epoch)
+
+
+def _bare_trainer(args, fit):
+    """The bare CD-1 step (bench/bare_cd1.py) at our shapes, and ``epoch()``: as many steps
+    as an epoch of ``fit`` (users × books CSR) has batches."""
+    from bare_cd1 import BareCD1
+
+    net = BareCD1(fit.shape[1], args.hidden, args.batch_size, seed=args.seed)
+    batches = -(-fit.shape[0] // args.batch_size)
+
+    def epoch():
+        for _ in range(batches):
+            net.step()
 
     return SimpleNamespace(net=net, epoch=epoch)
 
@@ -221,17 +237,18 @@ def measure_train(args):
 def measure_compare(args):
     """Child: the write-up's step against ours, with the defaults and with the write-up's own
     settings (``--preset writeup``: rating / 5 input, no momentum, dropout, weight decay,
-    short lists or series units); ``args.epochs`` rounds of one epoch of each, alternated
-    in this one process, so that a slow spell of the machine falls on all three alike (one
-    epoch of the write-up's, timed in a process of its own, moved by 4.3-6.8 s from run to
-    run, and the median of three by 4.8-6.7 s). The seconds of each epoch, by step."""
+    short lists or series units), and the bare CD-1 step (the ceiling); ``args.epochs``
+    rounds of one epoch of each, alternated in this one process, so that a slow spell of the
+    machine falls on all four alike (one epoch of the write-up's, timed in a process of its
+    own, moved by 4.3-6.8 s from run to run, and the median of three by 4.8-6.7 s). The
+    seconds of each epoch, by step."""
     from bookrbm.settings import DEFAULTS, WRITEUP
 
-    data = _stand_in(args)  # once for the three (peak RSS at the full size 1.05 → 0.93 GB)
-    at_writeup_settings = _trainer(args, WRITEUP, data)
+    data = _stand_in(args)  # once for all the steps (peak RSS at the full size 1.05 → 0.93 GB)
+    ours, at_writeup_settings = _trainer(args, DEFAULTS, data), _trainer(args, WRITEUP, data)
     # the write-up's step trains on the same users as ours at its settings (the rating input)
-    steps = {"ours": _trainer(args, DEFAULTS, data), "ours_writeup_settings": at_writeup_settings,
-             "writeup": _writeup_trainer(args, at_writeup_settings.fit)}
+    steps = {"ours": ours, "ours_writeup_settings": at_writeup_settings,
+             "writeup": _writeup_trainer(args, at_writeup_settings.fit), "bare_cd1": _bare_trainer(args, ours.fit)}
     seconds = {name: [] for name in steps}
     for _ in range(args.epochs):
         for name, step in steps.items():
@@ -353,6 +370,11 @@ def run(args, log=print):
     add("speedup_vs_writeup", writeup_epoch / alongside, "x")
     add("train_epoch_writeup_settings", same_settings, "s")
     add("speedup_vs_writeup_same_settings", writeup_epoch / same_settings, "x")
+    # the ceiling: the counted products and the least around them, as many batches as ours
+    bare_epoch = statistics.median(compared["bare_cd1"])
+    bare_flop = 6.0 * -(-trained["fit_users"] // args.batch_size) * args.batch_size * trained["books"] * args.hidden
+    add("bare_cd1_epoch", bare_epoch, "s")
+    add("bare_cd1_share_of_peak", 100 * bare_flop / bare_epoch / 1e9 / peak, "%")
 
     log(f"recommend: {args.calls} calls in-process, {args.runs} runs as a process …")
     with tempfile.TemporaryDirectory() as tmp:

@@ -56,7 +56,29 @@ def test_compare_child_alternates_the_three_steps_epoch_by_epoch(sample_file, tm
     monkeypatch.setattr(full_scale, "_timed", lambda epoch: next(clock))  # the order of the epochs, not their time
     args = SimpleNamespace(folder=str(tmp_path), hidden=4, batch_size=600, seed=0, epochs=3)
     seconds = full_scale.measure_compare(args)
-    assert seconds == {"ours": [0, 3, 6], "ours_writeup_settings": [1, 4, 7], "writeup": [2, 5, 8]}
+    assert seconds == {"ours": [0, 4, 8], "ours_writeup_settings": [1, 5, 9], "writeup": [2, 6, 10],
+                       "bare_cd1": [3, 7, 11]}
+
+
+def test_bare_cd1_step_does_the_three_counted_products_and_plain_updates():
+    import numpy as np
+    from bare_cd1 import BareCD1
+
+    bare = BareCD1(n_visible=30, n_hidden=4, batch_size=3, learning_rate=0.5, seed=1)
+    bare.feed = {bare.h0_mean: np.ones((3, 4), np.float32)}  # every hidden sample on: uniform draws are < 1
+    weights, visible_bias, hidden_bias = bare.session.run(bare.params)
+    bare.step()
+    after = bare.session.run(bare.params)
+    bare.close()
+
+    def sigmoid(x):
+        return 1 / (1 + np.exp(-x))
+
+    v1 = sigmoid(np.ones((3, 4)) @ weights.T + visible_bias)
+    h1 = sigmoid(v1 @ weights + hidden_bias)
+    np.testing.assert_allclose(after[0], weights - 0.5 / 3 * v1.T @ h1, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(after[1], visible_bias - 0.5 / 3 * v1.sum(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(after[2], hidden_bias - 0.5 / 3 * h1.sum(axis=0), rtol=1e-5)
 
 
 def test_smoke_run_measures_every_figure(tmp_path):
@@ -72,8 +94,8 @@ def test_smoke_run_measures_every_figure(tmp_path):
     expected = {"users", "ratings", "preprocess_wall", "preprocess_peak_rss", "gemm_numpy", "gemm_tensorflow",
                 "gemm_peak", "fit_users", "train_epoch", "train_gflops", "train_share_of_peak", "train_epoch_metrics",
                 "train_peak_rss", "writeup_epoch", "train_epoch_alongside_writeup", "speedup_vs_writeup",
-                "train_epoch_writeup_settings",
-                "speedup_vs_writeup_same_settings", "recommend_in_process", "recommend_process"}
+                "train_epoch_writeup_settings", "speedup_vs_writeup_same_settings", "bare_cd1_epoch",
+                "bare_cd1_share_of_peak", "recommend_in_process", "recommend_process"}
     assert set(table.name) == expected
     assert (table.value > 0).all()
     values = dict(zip(table.name, table.value))
@@ -83,6 +105,12 @@ def test_smoke_run_measures_every_figure(tmp_path):
     )
     assert values["speedup_vs_writeup_same_settings"] == pytest.approx(
         values["writeup_epoch"] / values["train_epoch_writeup_settings"], rel=0.02
+    )
+    # the bare step's share by the same count, over as many full batches of 100 as our epoch has
+    flop_per_user = values["train_gflops"] * values["train_epoch"] / values["fit_users"]
+    bare_users = -(-values["fit_users"] // 100) * 100
+    assert values["bare_cd1_share_of_peak"] == pytest.approx(
+        100 * flop_per_user * bare_users / values["bare_cd1_epoch"] / values["gemm_peak"], rel=0.05
     )
     assert "train_share_of_peak" in done.stdout and "wrote" in done.stdout
 
