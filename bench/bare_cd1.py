@@ -5,8 +5,8 @@ does those three, with the two sigmoids and biases around them, the hidden sampl
 plain update of the weights and biases, and nothing else: no positive phase (in the trainer
 it comes from the sparse batch, outside the count; here its hidden probabilities are fed),
 momentum, dropout, weight decay, error, short lists or series units. So its share of the
-GEMM peak is what TensorFlow reaches on this machine at these shapes, the most the trainer's
-step could reach. Batch-major, where TensorFlow fuses each product with its bias and
+GEMM peak is what TensorFlow reaches on this machine at these shapes: about the most the
+trainer's step could reach. Batch-major, where TensorFlow fuses each product with its bias and
 sigmoid (faster here than the trainer's book-major form). Never use it to train.
 """
 # before TensorFlow itself: the same set-up as our trainer (oneDNN, quiet start, graph mode)
