@@ -214,3 +214,21 @@ def test_valid_error_is_measured_on_the_averaged_weights(sample):
         net.close()
     assert averaged.history[-1]["valid_error"] == pytest.approx(np.mean(errors), rel=0.02)
     assert averaged.history[-1]["valid_error"] != plain.history[-1]["valid_error"]
+
+
+def test_parameters_are_loaded_into_the_session_not_held_in_the_graph():
+    # as constants in the graph, a model's weights were copied with it into the session
+    rng = np.random.default_rng(2)
+    weights = rng.normal(0, 0.1, (2000, 256)).astype(np.float32)  # 2 MB
+    series = np.where(np.arange(2000) % 4 == 0, np.arange(2000) // 4 % 50, -1)
+    series_weights, series_bias = rng.normal(0, 0.1, 2000), rng.normal(0, 0.1, 50)
+    net = RBMGraph(weights, rng.normal(0, 0.1, 2000), rng.normal(0, 0.1, 256), learning_rate=0.1, momentum=0.5,
+                   series=series, series_weights=series_weights, series_bias=series_bias)
+    try:
+        assert net.graph.as_graph_def().ByteSize() < weights.nbytes / 10
+        loaded = net.params()
+        assert np.array_equal(loaded[0], weights)
+        assert np.array_equal(loaded[3], series_weights.astype(np.float32))
+        assert np.array_equal(loaded[4], series_bias.astype(np.float32))
+    finally:
+        net.close()
