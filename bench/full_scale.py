@@ -56,7 +56,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=FULL_USERS, help="users of the stand-in (default: %(default)s)")
     parser.add_argument("--seed", type=seed_option, default=0, help="seed of the stand-in and the training (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of each trainer to time (ours, ours at the write-up's settings, the write-up's); the medians are reported (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each step to time (ours, ours at the write-up's settings, the write-up's, the bare CD-1 step); the medians are reported (default: %(default)s)")
     parser.add_argument("--hidden", type=int, default=64, help="hidden units (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=100, help="batch size (default: %(default)s)")
     parser.add_argument("--calls", type=int, default=1000, help="one-user recommendations to time in-process (default: %(default)s)")
@@ -349,8 +349,8 @@ def run(args, log=print):
 
     log(f"training {args.epochs} epoch(s), H={args.hidden}, batch {args.batch_size} …")
     rss, trained = _child(args, "train")
-    log(f"the write-up's step against ours, with the defaults and with its settings: {args.epochs} epoch(s) of "
-        "each, alternated …")
+    log(f"the write-up's step against ours, with the defaults and with its settings, and the bare CD-1 step: "
+        f"{args.epochs} epoch(s) of each, alternated …")
     _, compared = _child(args, "compare")
     log(f"GEMM peak, {args.gemm}³ …")
     _, gemm = _child(args, "gemm")
@@ -366,7 +366,7 @@ def run(args, log=print):
     add("train_share_of_peak", 100 * flop / epoch / 1e9 / peak, "%")
     add("train_epoch_metrics", trained["metrics_seconds"], "s")
     add("train_peak_rss", rss, "MB")
-    # the ratios come from the one process that alternated the three steps (measure_compare)
+    # the ratios come from the one process that alternated the steps (measure_compare)
     writeup_epoch, alongside, same_settings = (
         statistics.median(compared[name]) for name in ("writeup", "ours", "ours_writeup_settings")
     )

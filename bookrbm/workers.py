@@ -92,6 +92,18 @@ def _hand_from(outbox, parent, pids, first, connection):
     return None
 
 
+def _hand_when_taken(outbox, parent, workers, first, connection, stopping):
+    """Offer ``connection`` round ``workers`` from position ``first`` until one takes it:
+    (its pid, the position after it), or None if serving stops first."""
+    while not stopping.is_set():
+        pids = [worker.pid for worker in list(workers)]
+        taker = _hand_from(outbox, parent, pids, first, connection)
+        if taker is not None:
+            return taker, pids.index(taker) + 1
+        time.sleep(0.05)
+    return None
+
+
 def _deal(listener, workers, up, stopping):
     """Hand each connection ``listener`` accepts to the next of ``workers`` (a list the
     supervisor keeps current) that takes it; while none can, the connection waits."""
@@ -105,14 +117,10 @@ def _deal(listener, workers, up, stopping):
                 return  # the listener was shut: serving is over
             with connection:
                 connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                while not stopping.is_set():
-                    pids = [worker.pid for worker in list(workers)]
-                    taker = _hand_from(outbox, parent, pids, turn, connection)
-                    if taker is not None:
-                        turn = pids.index(taker) + 1
-                        up.add(taker)
-                        break
-                    time.sleep(0.05)
+                taken = _hand_when_taken(outbox, parent, workers, turn, connection, stopping)
+            if taken is not None:
+                taker, turn = taken
+                up.add(taker)
 
 
 def run(app, host, port, count, **options):

@@ -46,7 +46,7 @@ def test_copies_handle_users_without_rows():
     assert rows.tolist() == [3, 0, 2] and new_ids.tolist() == [1, 3, 3]
 
 
-def test_compare_child_alternates_the_three_steps_epoch_by_epoch(sample_file, tmp_path, monkeypatch):
+def test_compare_child_alternates_the_four_steps_epoch_by_epoch(sample_file, tmp_path, monkeypatch):
     import itertools
     import shutil
     from types import SimpleNamespace
