@@ -123,7 +123,8 @@ def series_softplus(v, series_units):
     mark[reached] = True
     flat = np.flatnonzero(mark)
     reached_totals = totals.ravel()[flat]
-    flat, reached_totals = flat[reached_totals != 0], reached_totals[reached_totals != 0]
+    nonzero = reached_totals != 0
+    flat, reached_totals = flat[nonzero], reached_totals[nonzero]
     rows, units = np.divmod(flat, len(bias))
     lift = np.logaddexp(0.0, bias[units] + reached_totals) - base[units]
     return base.sum() + np.bincount(rows, weights=lift, minlength=totals.shape[0])
