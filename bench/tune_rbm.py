@@ -16,7 +16,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from bookrbm import evaluation, interactions, paths  # noqa: E402
-from bookrbm.errors import InputError, cli  # noqa: E402
+from bookrbm.errors import check_range, cli  # noqa: E402
 from bookrbm.settings import WRITEUP  # noqa: E402
 
 BINARY = {"input": "binary", "visible_bias": "logit"}
@@ -79,8 +79,8 @@ def main(argv=None):
     parser.add_argument("--data", default=paths.PROCESSED, help="processed file (default: %(default)s)")
     parser.add_argument("--only", type=int, help="run only this setting (0-based index into the search)")
     args = parser.parse_args(argv)
-    if args.only is not None and not 0 <= args.only < len(SEARCH):
-        raise InputError(f"--only must be from 0 to {len(SEARCH) - 1} (the settings searched), not {args.only}")
+    if args.only is not None:
+        check_range("--only", args.only, at_least=0, at_most=len(SEARCH) - 1)
     from bookrbm import train
 
     data = interactions.load(args.data)
