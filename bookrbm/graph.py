@@ -219,7 +219,8 @@ class RBMGraph:
             # TensorFlow's momentum kernel does exactly that (the same bits) when given
             # learning_rate · gradient as its gradient and -1 as its rate, in one pass in place
             # instead of four (H=1024 steps 2-4% faster, less memory)
-            minus_one, momentum_factor = tf.constant(-1.0), tf.constant(momentum, tf.float32)
+            if momentum:
+                minus_one, momentum_factor = tf.constant(-1.0), tf.constant(momentum, tf.float32)
             # Every read of the variables above must happen before any of them is updated.
             with tf.control_dependencies(gradients + [self.error]):
                 for param, gradient, velocity in zip(params, gradients, velocities):
