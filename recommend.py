@@ -7,7 +7,7 @@ import os
 
 from bookrbm import chart, interactions, matching, model, paths, reader
 from bookrbm import recommend as recommender
-from bookrbm.atomic import write_csv
+from bookrbm.atomic import check_writable, write_csv
 from bookrbm.errors import cli
 
 
@@ -62,6 +62,10 @@ def load_reader(args, data):
 @cli
 def main(argv=None):
     args = parse_args(argv)
+    outputs = ["read_books.csv", "recommendations.csv"] + ([] if args.user is not None else ["unmatched.csv"])
+    # all or nothing: a bad --plots found at the end would leave this reader's CSVs beside
+    # another reader's chart, after the table was printed as if all went well
+    check_writable(*(os.path.join(args.results, name) for name in outputs), os.path.join(args.plots, "genres.svg"))
     trained = model.load(args.model)
     data = interactions.load(args.data)
     recommender.check_compatible(trained, data)

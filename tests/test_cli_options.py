@@ -123,6 +123,22 @@ def test_evaluate_checks_its_outputs_before_evaluating(sample_file, tmp_path, ca
     )
 
 
+def test_recommend_checks_its_chart_folder_before_writing_or_printing(sample_file, quick_model_file, tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    results = tmp_path / "results"
+    results.mkdir()
+    (results / "recommendations.csv").write_text("an earlier reader's\n")
+    with pytest.raises(SystemExit) as exit_info:
+        recommend.main(["--user", "13", "--model", str(quick_model_file), "--data", str(sample_file),
+                        "--results", str(results), "--plots", str(tmp_path / "file")])
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    assert err == f"error: {tmp_path / 'file' / 'genres.svg'}: cannot write it ({tmp_path / 'file'} is a file, not a folder)\n"
+    assert out == ""  # no table printed as if it had worked
+    assert sorted(p.name for p in results.iterdir()) == ["recommendations.csv"]
+    assert (results / "recommendations.csv").read_text() == "an earlier reader's\n"
+
+
 def test_recommend_names_the_file_it_cannot_write(sample_file, quick_model_file, tmp_path, capsys):
     (tmp_path / "file").write_text("")
     with pytest.raises(SystemExit) as exit_info:
