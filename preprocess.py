@@ -4,6 +4,7 @@ import argparse
 import os
 
 from bookrbm import interactions, paths, preprocessing
+from bookrbm.atomic import check_writable
 from bookrbm.errors import cli, seed_option
 
 
@@ -43,6 +44,7 @@ def parse_args(argv):
 @cli
 def main(argv=None):
     args = parse_args(argv)
+    check_writable(args.out)  # not after a download of 70 MB and the reading of 6M ratings
     data_dir = args.data_dir or (paths.FULL_DATA if args.download else paths.BUNDLED_DATA)
     if args.download:
         from bookrbm import download

@@ -92,3 +92,17 @@ def test_cli_download_into_a_folder_that_cannot_be_made(server, tmp_path, capsys
     err = capsys.readouterr().err
     assert err.startswith(f"error: {tmp_path / 'file' / 'full'}") and err.count("\n") == 1
     assert f"({tmp_path / 'file'} is a file, not a folder)" in err
+
+
+def test_cli_checks_its_output_before_downloading(server, tmp_path, capsys):
+    served, url = server
+    copy_sample(served)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SystemExit) as exit_info:
+        preprocess.main(["--download", "--base-url", url, "--data-dir", str(tmp_path / "full"),
+                         "--out", str(tmp_path / "file" / "p.npz")])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'file' / 'p.npz'}: cannot write it ({tmp_path / 'file'} is a file, not a folder)\n"
+    )
+    assert not (tmp_path / "full").exists()  # nothing fetched
