@@ -44,7 +44,7 @@ def parse_args(argv):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    check_writable(args.out)  # not after a download of 70 MB and the reading of 6M ratings
+    check_writable(args.out)  # not after downloading about 100 MB and reading 6M ratings
     data_dir = args.data_dir or (paths.FULL_DATA if args.download else paths.BUNDLED_DATA)
     if args.download:
         from bookrbm import download
