@@ -38,17 +38,16 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def load_reader(args, data):
+def load_reader(args, data, unmatched_path):
     if args.user is not None:
         return reader.from_user(data, args.user)
     found = reader.from_goodreads(data, args.goodreads) if args.goodreads else reader.from_ratings(data, args.ratings)
-    path = os.path.join(args.results, "unmatched.csv")
-    write_csv(path, found.unmatched, list(found.unmatched_columns))
+    write_csv(unmatched_path, found.unmatched, list(found.unmatched_columns))
     n_rows, n_matched = len(found.matched), found.n_matched
     print(
         f"{found.name}: matched {n_matched} of {n_rows} rows to goodbooks-10k books "
         f"({matching.summary(found.matched)}); {n_rows - n_matched} not among its 10,000 books "
-        f"→ {paths.shown(path)}"
+        f"→ {paths.shown(unmatched_path)}"
     )
     reader.check_has_reads(found, args.goodreads or args.ratings)
     print(
@@ -62,20 +61,21 @@ def load_reader(args, data):
 @cli
 def main(argv=None):
     args = parse_args(argv)
-    outputs = ["read_books.csv", "recommendations.csv"] + ([] if args.user is not None else ["unmatched.csv"])
+    read_path, recs_path, unmatched_path = (
+        os.path.join(args.results, name) for name in ("read_books.csv", "recommendations.csv", "unmatched.csv")
+    )
+    plot_path = os.path.join(args.plots, "genres.svg")
     # all or nothing: a bad --plots found at the end would leave this reader's CSVs beside
     # another reader's chart, after the table was printed as if all went well
-    check_writable(*(os.path.join(args.results, name) for name in outputs), os.path.join(args.plots, "genres.svg"))
+    check_writable(read_path, recs_path, *([] if args.user is not None else [unmatched_path]), plot_path)
     trained = model.load(args.model)
     data = interactions.load(args.data)
     recommender.check_compatible(trained, data)
-    who = load_reader(args, data)
+    who = load_reader(args, data, unmatched_path)
     found = recommender.recommend(trained, data, who, n=args.top, source=args.source)
 
     read = recommender.read_books_rows(found, data)
     recommended = recommender.recommendation_rows(found, data)
-    read_path = os.path.join(args.results, "read_books.csv")
-    recs_path = os.path.join(args.results, "recommendations.csv")
     write_csv(read_path, read, recommender.READ_BOOK_COLUMNS)
     write_csv(recs_path, recommended, recommender.RECOMMENDATION_COLUMNS)
 
@@ -94,7 +94,6 @@ def main(argv=None):
     names, shares = recommender.genre_profile(found, data)
     print("\ngenres (each book counted under its main genre):")
     print(recommender.format_profile(names, shares))
-    plot_path = os.path.join(args.plots, "genres.svg")
     chart.write_genre_bars(names, shares, plot_path, f"Genres: what {who.name} read, what we recommend")
     print(f"\nwrote {paths.shown(read_path)}, {paths.shown(recs_path)}, {paths.shown(plot_path)}")
 
