@@ -3,6 +3,7 @@ reconstruction error and (optionally) NDCG@10 of the tuning users."""
 import dataclasses
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 
 import numpy as np
 import scipy.sparse as sp
@@ -134,8 +135,9 @@ def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="
     errors = []
     # made on a second thread while the session runs the batch before: the same draws from
     # ``rng`` in the same order, as nothing else draws from it during the epoch
+    # closed on the way out, even by an error, so the thread stops then and not when collected
     feeds = ahead(net.feed(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)) for batch in batches)
-    with tqdm(feeds, total=len(batches), desc=desc, leave=False, disable=None if progress else True) as bar:
+    with closing(feeds), tqdm(feeds, total=len(batches), desc=desc, leave=False, disable=None if progress else True) as bar:
         for feed in bar:
             errors.append(net.train_feed(feed))
             bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
