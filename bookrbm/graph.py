@@ -208,7 +208,7 @@ class RBMGraph:
             # Σ (v0 - v1)² over the dense batch, from the stored entries and Σ v1²:
             # where v0 is 0 the term is v1², so add (v0 - v1)² - v1² at the stored entries only
             # (Σ v1² as twice L2Loss: one pass over the dense reconstruction instead of a
-            # square written out and summed: the same bits here, and about 5% of a write-up step)
+            # square written out and summed: the same bits here, a few per cent of a write-up step)
             at_entries = tf.gather_nd(v1, tf.stack([self.columns, self.rows], axis=1))
             squared = 2.0 * tf.nn.l2_loss(v1) + tf.reduce_sum(tf.square(self.values - at_entries) - tf.square(at_entries))
             self.error = tf.identity(squared / (size * n_visible), name="reconstruction_error")
