@@ -116,15 +116,13 @@ def series_softplus(v, series_units):
     totals, reached = _series_totals(v, series_units)
     bias = series_units[2]
     base = np.logaddexp(0.0, bias)
-    # the nonzero totals in np.nonzero's order, found from a mark of the reached pairs: a
-    # pass over a boolean array instead of over every total (with the flat sums, half the
-    # time at the full size)
+    # the reached pairs once each, in order, from a mark: a pass over a boolean array instead
+    # of over every total (with the flat sums, half the time at the full size). A reached
+    # total of 0 lifts by exactly 0, as an unreached one would
     mark = np.zeros(totals.size, bool)
     mark[reached] = True
     flat = np.flatnonzero(mark)
     reached_totals = totals.ravel()[flat]
-    nonzero = reached_totals != 0
-    flat, reached_totals = flat[nonzero], reached_totals[nonzero]
     rows, units = np.divmod(flat, len(bias))
     lift = np.logaddexp(0.0, bias[units] + reached_totals) - base[units]
     return base.sum() + np.bincount(rows, weights=lift, minlength=totals.shape[0])
