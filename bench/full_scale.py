@@ -198,18 +198,15 @@ def _writeup_trainer(args, fit):
     return SimpleNamespace(net=net, epoch=epoch)
 
 
-def _batch_count(users, batch_size):
-    """How many batches an epoch of ``users`` readers has (the last one may be short)."""
-    return -(-users // batch_size)
-
-
 def _bare_trainer(args, fit):
     """The bare CD-1 step (bench/bare_cd1.py) at our shapes, and ``epoch()``: as many steps
     as an epoch of ``fit`` (users × books CSR) has batches."""
     from bare_cd1 import BareCD1
 
+    from bookrbm import train
+
     net = BareCD1(fit.shape[1], args.hidden, args.batch_size, seed=args.seed)
-    batches = _batch_count(fit.shape[0], args.batch_size)
+    batches = len(train.batch_slices(fit.shape[0], args.batch_size))
 
     def epoch():
         for _ in range(batches):
@@ -236,7 +233,7 @@ def measure_train(args):
         params, data, trained.settings, args.seed, train.fit_statistics(trained.fit), trained.series
     ))
     return {"epoch_seconds": seconds, "metrics_seconds": metrics, "fit_users": int(trained.fit.shape[0]),
-            "books": int(data.n_books)}
+            "batches": len(train.batch_slices(trained.fit.shape[0], args.batch_size)), "books": int(data.n_books)}
 
 
 def measure_compare(args):
@@ -377,7 +374,7 @@ def run(args, log=print):
     add("speedup_vs_writeup_same_settings", writeup_epoch / same_settings, "x")
     # the ceiling: the counted products and the least around them, as many batches as ours
     bare_epoch = statistics.median(compared["bare_cd1"])
-    bare_users = _batch_count(trained["fit_users"], args.batch_size) * args.batch_size  # every batch a full one
+    bare_users = trained["batches"] * args.batch_size  # every batch a full one
     bare_flop = 6.0 * bare_users * trained["books"] * args.hidden
     add("bare_cd1_epoch", bare_epoch, "s")
     add("bare_cd1_share_of_peak", 100 * bare_flop / bare_epoch / 1e9 / peak, "%")

@@ -39,7 +39,8 @@ def logit_visible_bias(visible):
     return np.log(p / (1 - p)).astype(np.float32)
 
 
-def _batches(n_rows, batch_size):
+def batch_slices(n_rows, batch_size):
+    """The slices of an epoch's batches of ``n_rows`` rows (the last one may be short)."""
     return [slice(start, start + batch_size) for start in range(0, n_rows, batch_size)]
 
 
@@ -131,7 +132,7 @@ def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="
         a cut row keeps (``shorten_lists``); 0 trains on the lists as they are."""
     # one permuted copy per epoch, so that each batch is a cheap contiguous slice
     shuffled = fit[rng.permutation(fit.shape[0])]
-    batches = _batches(shuffled.shape[0], batch_size)[:max_batches]
+    batches = batch_slices(shuffled.shape[0], batch_size)[:max_batches]
     errors = []
     # made on a second thread while the session runs the batch before: the same draws from
     # ``rng`` in the same order, as nothing else draws from it during the epoch
@@ -145,7 +146,7 @@ def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="
 
 
 def valid_errors(net, valid, batch_size):
-    return [net.batch_error(valid[b]) for b in _batches(valid.shape[0], batch_size)]
+    return [net.batch_error(valid[b]) for b in batch_slices(valid.shape[0], batch_size)]
 
 
 def series_units(params, series_of_books):
