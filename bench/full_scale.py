@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 
 from bookrbm import paths  # noqa: E402
 from bookrbm.atomic import atomic_write, check_writable, write_csv  # noqa: E402
-from bookrbm.errors import InputError, check_range, cli, seed_option  # noqa: E402
+from bookrbm.errors import InputError, check_range, cli, option, seed_option  # noqa: E402
 
 FULL_USERS = 53424
 COPIED = ("books.csv", "book_tags.csv", "tags.csv")
@@ -145,7 +145,7 @@ def run_measured(command):
 def _child(args, mode):
     command = [sys.executable, os.path.abspath(__file__), "--measure", mode, "--folder", args.folder]
     for name in ("seed", "epochs", "hidden", "batch_size", "gemm"):
-        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+        command += [option(name), str(getattr(args, name))]
     _, rss, out = run_measured(command)
     return rss, json.loads(out.strip().splitlines()[-1])
 
@@ -400,7 +400,7 @@ def run(args, log=print):
 def main(argv=None):
     args = parse_args(argv)
     for name in ("users", "epochs", "hidden", "batch_size", "calls", "runs", "gemm"):
-        check_range(f"--{name.replace('_', '-')}", getattr(args, name), at_least=1)
+        check_range(option(name), getattr(args, name), at_least=1)
     if args.measure:
         measure = {"train": measure_train, "compare": measure_compare, "gemm": measure_gemm}[args.measure]
         print(json.dumps(measure(args)))

@@ -28,6 +28,11 @@ def cli(main):
     return run
 
 
+def option(name):
+    """The command-line option of a setting or argument's name: ``batch_size`` → ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
 def check_range(option, value, *, at_least=None, above=None, at_most=None, below=None):
     """``value`` if it is within the bounds given, else an InputError that names ``option``
     (as the user types it: "--top"), the range in words and the value. NaN is never within."""

@@ -1,6 +1,6 @@
 """Training settings, presets and their checks, kept apart from the trainer so that the CLI
 can show them, and refuse a bad one at once, without importing TensorFlow (4 s)."""
-from .errors import InputError, check_range
+from .errors import InputError, check_range, option
 
 # The original write-up: 64 hidden units, 60 epochs, batches of 100, step 0.6, CD-1 on
 # rating / 5, zero visible biases, no momentum or weight decay.
@@ -78,7 +78,7 @@ def check_settings(settings):
     if unknown:
         raise InputError(f"unknown setting {', '.join(sorted(unknown))}")
     for name, bounds in RANGES.items():
-        check_range(f"--{name.replace('_', '-')}", settings[name], **bounds)
+        check_range(option(name), settings[name], **bounds)
     if settings["patience"] and not settings["eval_every"]:
         raise InputError("--patience needs --eval-every: early stopping watches the tuning NDCG")
     if settings["input"] not in INPUTS:
