@@ -64,9 +64,10 @@ class RBMGraph:
     statistics and the error's data terms are segment sums over them (for rating input vᵀ h
     is a CSR matrix's product: the same sum). Only the reconstruction is dense, so a step
     does three dense products (h Wᵀ, v' W, v'ᵀ h') and never copies a dense batch in:
-    8-20% faster than dense batches (H=64 to 1024), measured
-    interleaved in one process. With ``binary_input`` every stored value is 1 and the sums
-    need no multiplication (TensorFlow's fused sparse segment sum, the fastest kernel here).
+    8-20% faster than dense batches (H=64 to 1024), measured interleaved in one process.
+    With ``binary_input`` every stored value is 1 and the sums need no multiplication
+    (TensorFlow's fused sparse segment sum; a CSR product there would be a little faster,
+    but it adds in another order, and the trained models would move).
 
     Updates: velocity = momentum · velocity + learning_rate · (gradient - weight_decay · W),
     then parameters += velocity (weight decay applies to the weights only).
