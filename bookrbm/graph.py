@@ -347,6 +347,11 @@ class RBMGraph:
         """The placeholders' values for a batch (dense array or CSR, (batch, n_visible)): what
         ``train_feed`` takes."""
         batch = sp.csr_matrix(batch, dtype=np.float32)
+        if not batch.has_canonical_format:
+            # a book stored twice for a reader would count twice in the error's data terms
+            # (the sums would add it up right); a copy, so that the caller's matrix stays as it was
+            batch = batch.copy()
+            batch.sum_duplicates()
         if batch.shape[1] != self.n_visible:
             raise ValueError(f"a batch of {batch.shape[1]} visible units for a graph of {self.n_visible}")
         if self.binary and not np.all(batch.data == 1):

@@ -93,6 +93,33 @@ def test_empty_rows_and_columns_in_a_batch(tiny):
             net.close()
 
 
+def test_a_csr_batch_with_unsorted_and_repeated_entries_trains_as_its_dense_form(tiny):
+    """Sparse input is taken as the matrix it stands for: a book stored twice for a reader
+    is its sum, in any order, and the caller's matrix is left as it was."""
+    params, _, noise = tiny
+    # reader 0: book 5, then book 2 stored twice (0.2 + 0.4); reader 1 reads nothing
+    batch = sp.csr_matrix(
+        (np.array([0.6, 0.2, 0.4, 0.8], np.float32), np.array([5, 2, 2, 1]), np.array([0, 3, 3, 4])), shape=(3, 6)
+    )
+    assert not batch.has_canonical_format
+    as_given = batch.indices.copy(), batch.data.copy()
+    results = []
+    for form in (batch, batch.toarray()):
+        net = RBMGraph(*params, learning_rate=0.3, seed=0)
+        try:
+            error = net.train_batch(form, hidden_noise=noise.astype(np.float32))
+            results.append((error, net.params()))
+        finally:
+            net.close()
+    (sparse_error, sparse_params), (dense_error, dense_params) = results
+    assert sparse_error == pytest.approx(dense_error, rel=1e-6)
+    for got, want in zip(sparse_params, dense_params):
+        assert np.allclose(got, want, atol=1e-6)
+    *expected, expected_error = reference_cd1(batch.toarray(), *params, noise, 0.3)
+    assert dense_error == pytest.approx(expected_error, rel=1e-5)
+    assert np.array_equal(batch.indices, as_given[0]) and np.array_equal(batch.data, as_given[1])
+
+
 def test_graph_reconstruction_equals_numpy_scores(tiny, quick_model, sample):
     params, v0, _ = tiny
     net = RBMGraph(*params, learning_rate=0.3)
