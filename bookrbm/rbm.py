@@ -20,6 +20,16 @@ def sigmoid(x):
         return 1.0 / (1.0 + np.exp(-x))
 
 
+def softplus(x):
+    """log(1 + e^x) without overflow, elementwise: max(x, 0) + log1p(e^-|x|).
+
+    ``np.logaddexp(0, x)`` is the same function, as accurate (checked against float64 on 5
+    million float32 values), but runs a scalar loop: on 8 million float32 values it took
+    115 ms to this form's 23 (NumPy's vectorised exp and log1p), most of a 1,024-unit free
+    energy's time."""
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
 def _dense(x):
     return x.toarray() if sp.issparse(x) else np.asarray(x)
 
@@ -101,7 +111,7 @@ def free_energy(v, weights, visible_bias, hidden_bias, series_units=None):
     Lower free energy means the model finds ``v`` more probable.
     """
     visible_term = _dense(v @ visible_bias).ravel()
-    hidden_term = np.logaddexp(0.0, hidden_activations(v, weights, hidden_bias)).sum(axis=1)
+    hidden_term = softplus(hidden_activations(v, weights, hidden_bias)).sum(axis=1)
     if series_units is not None:
         hidden_term = hidden_term + series_softplus(v, series_units)
     return -visible_term - hidden_term
@@ -115,7 +125,7 @@ def series_softplus(v, series_units):
     (n_users, n_series) softplus made the full-size epoch's metrics 2.5× slower)."""
     totals, reached = _series_totals(v, series_units)
     bias = series_units[2]
-    base = np.logaddexp(0.0, bias)
+    base = softplus(bias)
     # the reached pairs once each, in order, from a mark: a pass over a boolean array instead
     # of over every total (with the flat sums, half the time at the full size). A reached
     # total of 0 lifts by exactly 0, as an unreached one would
@@ -124,7 +134,7 @@ def series_softplus(v, series_units):
     flat = np.flatnonzero(mark)
     reached_totals = totals.ravel()[flat]
     rows, units = np.divmod(flat, len(bias))
-    lift = np.logaddexp(0.0, bias[units] + reached_totals) - base[units]
+    lift = softplus(bias[units] + reached_totals) - base[units]
     return base.sum() + np.bincount(rows, weights=lift, minlength=totals.shape[0])
 
 

@@ -26,6 +26,19 @@ def test_free_energy_equals_minus_log_sum_over_hidden_states():
         assert np.isclose(rbm.free_energy(v[row : row + 1], weights, visible_bias, hidden_bias)[0], direct)
 
 
+def test_softplus_is_log_one_plus_exp_without_overflow_at_any_size():
+    x = np.array([-np.inf, -1e30, -200.0, -88.0, -20.0, -1.5, -1e-30, 0.0, 1e-30, 0.3, 20.0, 89.0, 1e30, np.inf], np.float32)
+    found = rbm.softplus(x)
+    assert found.dtype == np.float32
+    exact = np.logaddexp(0.0, x.astype(np.float64))  # float64: no overflow in this range
+    # to float32's precision, and to 0 where the value is below its smallest normal number
+    assert np.allclose(found, exact, rtol=1e-6, atol=np.finfo(np.float32).tiny)
+    # float64 too, where log(1 + e^x) itself would overflow past x = 709
+    wide = np.linspace(-800.0, 800.0, 1601)
+    assert np.allclose(rbm.softplus(wide), np.logaddexp(0.0, wide), rtol=1e-14, atol=0)
+    assert rbm.softplus(np.float32(0.0)) == np.float32(np.log(2.0))
+
+
 def test_sparse_and_dense_input_agree():
     params = tiny_params(1)
     v = np.array([[1.0, 0.0, 0.6, 0.0, 0.0], [0.0, 0.4, 0.0, 0.0, 0.2]])
