@@ -20,14 +20,25 @@ def sigmoid(x):
         return 1.0 / (1.0 + np.exp(-x))
 
 
-def softplus(x):
-    """log(1 + e^x) without overflow, elementwise: max(x, 0) + log1p(e^-|x|).
+def softplus(x, out=None):
+    """log(1 + e^x) without overflow, elementwise: max(x, 0) + log1p(e^-|x|); into ``out``
+    if given, which may be ``x`` itself.
 
     ``np.logaddexp(0, x)`` is the same function, as accurate (checked against float64 on 5
     million float32 values), but runs a scalar loop: on 8 million float32 values it took
     115 ms to this form's 23 (NumPy's vectorised exp and log1p), most of a 1,024-unit free
-    energy's time."""
-    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+    energy's time. Worked in place: given ``out=x`` it needs one array beside ``x``, as
+    ``np.logaddexp`` did (the free energy's 8,192-reader chunk at H=1024 is 34 MB)."""
+    x = np.asarray(x)
+    positive = np.maximum(x, 0)
+    if out is None:
+        out = np.empty_like(x)
+    np.abs(x, out=out)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out += positive
+    return out
 
 
 def _dense(x):
@@ -111,7 +122,8 @@ def free_energy(v, weights, visible_bias, hidden_bias, series_units=None):
     Lower free energy means the model finds ``v`` more probable.
     """
     visible_term = _dense(v @ visible_bias).ravel()
-    hidden_term = softplus(hidden_activations(v, weights, hidden_bias)).sum(axis=1)
+    activations = hidden_activations(v, weights, hidden_bias)
+    hidden_term = softplus(activations, out=activations).sum(axis=1)
     if series_units is not None:
         hidden_term = hidden_term + series_softplus(v, series_units)
     return -visible_term - hidden_term

@@ -37,6 +37,10 @@ def test_softplus_is_log_one_plus_exp_without_overflow_at_any_size():
     wide = np.linspace(-800.0, 800.0, 1601)
     assert np.allclose(rbm.softplus(wide), np.logaddexp(0.0, wide), rtol=1e-14, atol=0)
     assert rbm.softplus(np.float32(0.0)) == np.float32(np.log(2.0))
+    # in place, as the free energy uses it: the same values, written over its input
+    overwritten = x.copy()
+    assert rbm.softplus(overwritten, out=overwritten) is overwritten
+    assert np.array_equal(overwritten, found)
 
 
 def test_sparse_and_dense_input_agree():
