@@ -94,7 +94,8 @@ def test_smoke_run_measures_every_figure(tmp_path):
     expected = {"users", "ratings", "preprocess_wall", "preprocess_peak_rss", "gemm_numpy", "gemm_tensorflow",
                 "gemm_peak", "fit_users", "train_epoch", "train_gflops", "train_share_of_peak", "train_epoch_metrics",
                 "train_peak_rss", "writeup_epoch", "train_epoch_alongside_writeup", "speedup_vs_writeup",
-                "train_epoch_writeup_settings", "speedup_vs_writeup_same_settings", "bare_cd1_epoch",
+                "train_epoch_writeup_settings", "train_share_of_peak_writeup_settings",
+                "speedup_vs_writeup_same_settings", "bare_cd1_epoch",
                 "bare_cd1_share_of_peak", "recommend_in_process", "recommend_process"}
     assert set(table.name) == expected
     assert (table.value > 0).all()
@@ -106,8 +107,13 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert values["speedup_vs_writeup_same_settings"] == pytest.approx(
         values["writeup_epoch"] / values["train_epoch_writeup_settings"], rel=0.02
     )
+    # the write-up settings' share by the same count as the defaults'
+    flop = values["train_gflops"] * values["train_epoch"]
+    assert values["train_share_of_peak_writeup_settings"] == pytest.approx(
+        100 * flop / values["train_epoch_writeup_settings"] / values["gemm_peak"], rel=0.02
+    )
     # the bare step's share by the same count, over as many full batches of 100 as our epoch has
-    flop_per_user = values["train_gflops"] * values["train_epoch"] / values["fit_users"]
+    flop_per_user = flop / values["fit_users"]
     bare_users = -(-values["fit_users"] // 100) * 100
     assert values["bare_cd1_share_of_peak"] == pytest.approx(
         100 * flop_per_user * bare_users / values["bare_cd1_epoch"] / values["gemm_peak"], rel=0.05
