@@ -355,13 +355,17 @@ def run(args, log=print):
     epoch = statistics.median(trained["epoch_seconds"])
     flop = 6.0 * trained["fit_users"] * trained["books"] * args.hidden
     peak = max(gemm["numpy"], gemm["tensorflow"])
+
+    def share_of_peak(flop, seconds):
+        return 100 * flop / seconds / 1e9 / peak
+
     add("gemm_numpy", gemm["numpy"], "GFLOP/s")
     add("gemm_tensorflow", gemm["tensorflow"], "GFLOP/s")
     add("gemm_peak", peak, "GFLOP/s")
     add("fit_users", trained["fit_users"], "users")
     add("train_epoch", epoch, "s")
     add("train_gflops", flop / epoch / 1e9, "GFLOP/s")
-    add("train_share_of_peak", 100 * flop / epoch / 1e9 / peak, "%")
+    add("train_share_of_peak", share_of_peak(flop, epoch), "%")
     add("train_epoch_metrics", trained["metrics_seconds"], "s")
     add("train_peak_rss", rss, "MB")
     # the ratios come from the one process that alternated the steps (measure_compare)
@@ -373,14 +377,14 @@ def run(args, log=print):
     add("speedup_vs_writeup", writeup_epoch / alongside, "x")
     add("train_epoch_writeup_settings", same_settings, "s")
     # by the same count: the same users, books and hidden units
-    add("train_share_of_peak_writeup_settings", 100 * flop / same_settings / 1e9 / peak, "%")
+    add("train_share_of_peak_writeup_settings", share_of_peak(flop, same_settings), "%")
     add("speedup_vs_writeup_same_settings", writeup_epoch / same_settings, "x")
     # the ceiling: the counted products and the least around them, as many batches as ours
     bare_epoch = statistics.median(compared["bare_cd1"])
     bare_users = trained["batches"] * args.batch_size  # every batch a full one
     bare_flop = 6.0 * bare_users * trained["books"] * args.hidden
     add("bare_cd1_epoch", bare_epoch, "s")
-    add("bare_cd1_share_of_peak", 100 * bare_flop / bare_epoch / 1e9 / peak, "%")
+    add("bare_cd1_share_of_peak", share_of_peak(bare_flop, bare_epoch), "%")
 
     log(f"recommend: {args.calls} calls in-process, {args.runs} runs as a process …")
     with tempfile.TemporaryDirectory() as tmp:

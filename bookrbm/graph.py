@@ -193,7 +193,7 @@ class RBMGraph:
 
             size = tf.cast(batch, tf.float32)
             data_visible = tf.math.unsorted_segment_sum(self.values, self.columns, n_visible)  # Σ over the batch of v0
-            data_weights = self._sparse_transposed_product(h0_mean, n_visible)  # Σ over the batch of v0ᵀh0
+            data_weights = self._sparse_transposed_product(h0_mean)  # Σ over the batch of v0ᵀh0
             weight_gradient = (data_weights - tf.matmul(v_model, h_mean)) / size
             if weight_decay:  # none at the write-up's settings: two passes over the weights saved (6% of its step)
                 weight_gradient -= weight_decay * self.weights
@@ -277,14 +277,14 @@ class RBMGraph:
             total = tf.pad(total, [[0, self.batch_size - tf.shape(total)[0]], [0, 0]])
         return tf.sigmoid(total + self.hidden_bias)
 
-    def _sparse_transposed_product(self, hidden, n_visible):
+    def _sparse_transposed_product(self, hidden):
         """vᵀ hidden of the fed batch, (n_visible, n_hidden), from its entries in column order."""
         if self.binary:
-            return tf.sparse.segment_sum(hidden, self.rows_by_column, self.columns_by_column, num_segments=n_visible)
+            return tf.sparse.segment_sum(hidden, self.rows_by_column, self.columns_by_column, num_segments=self.n_visible)
         # A CSR matrix's product adds each book's terms in the same order as an unsorted
         # segment sum of the gathered rows times the values (the same bits), without writing
         # those rows out first: 0.16 against 0.55 ms at H=64, the write-up settings' largest op
-        shape = tf.stack([tf.constant(n_visible, tf.int64), tf.cast(self.batch_size, tf.int64)])
+        shape = tf.stack([tf.constant(self.n_visible, tf.int64), tf.cast(self.batch_size, tf.int64)])
         batch = tf.raw_ops.SparseTensorToCSRSparseMatrix(
             indices=self.entries_by_column, values=self.values_by_column, dense_shape=shape
         )
