@@ -195,7 +195,7 @@ class RBMGraph:
             data_visible = tf.math.unsorted_segment_sum(self.values, self.columns, n_visible)  # Σ over the batch of v0
             data_weights = self._sparse_transposed_product(h0_mean)  # Σ over the batch of v0ᵀh0
             weight_gradient = (data_weights - tf.matmul(v_model, h_mean)) / size
-            if weight_decay:  # none at the write-up's settings: two passes over the weights saved (6% of its step)
+            if weight_decay:  # none at the write-up's settings, whose step skips this pass over the weights
                 weight_gradient = self._decayed(weight_gradient, weight_decay)
             gradients = [
                 weight_gradient,
