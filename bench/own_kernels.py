@@ -4,8 +4,8 @@ the TensorFlow ops it replaces, bit for bit, and time both, on batches of the bu
 
 A prototype, measured and not used by the trainer (bench/README.md, "Kernels of our own,
 built and measured"). Needs a C++ compiler (g++, or $CXX) and TensorFlow's headers, which
-its wheel holds. Each kernel alone in a session run, with the run's own overhead (about
-0.1 ms), so the times compare the two sides, not what a step saves.
+its wheel holds. Each kernel runs alone in a session run, with the run's own overhead and
+its feed (about 0.2 ms), so the times compare the two sides, not what a step saves.
 """
 import argparse
 import os
