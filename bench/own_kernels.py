@@ -82,9 +82,10 @@ def arrays(batch):
 
 class Pairs:
     """A graph of each kernel beside the TensorFlow ops it replaces (as the trainer's graph
-    has them): ``ours[name]`` and ``theirs[name]``, an output or a list of them. As in the trainer, only a batch's entries
-    are fed (``arrays``); the weights, hidden values, model statistics, product and biases
-    of the step's shapes are random, drawn once from ``rng``, and held in the graph."""
+    has them): ``ours[name]`` and ``theirs[name]``, each a list of outputs. As in the
+    trainer, only a batch's entries are fed (``arrays``); the weights, hidden values, model
+    statistics, product and biases of the step's shapes are random, drawn once from
+    ``rng``, and held in the graph."""
 
     def __init__(self, kernels, n_books, n_hidden, batch_size, rng, decay=0.0004):
         from bookrbm.graph import tf, tf1
@@ -110,26 +111,28 @@ class Pairs:
             data = tf.sparse.segment_sum(hidden, f["readers"], f["books"], num_segments=n_books)
             means = tf.sigmoid(product + bias[:, None])
             self.theirs = {
-                "hidden_sums": tf.pad(summed, [[0, size_fed - tf.shape(summed)[0]], [0, 0]]),
-                "transposed_sums": tf.raw_ops.SparseMatrixMatMul(a=csr, b=hidden),
-                "entry_values": tf.gather_nd(product, tf.stack([f["columns"], f["rows"]], axis=1)),
-                "weight_gradient": (data - model) / size - weights * decay,
+                "hidden_sums": [tf.pad(summed, [[0, size_fed - tf.shape(summed)[0]], [0, 0]])],
+                "transposed_sums": [tf.raw_ops.SparseMatrixMatMul(a=csr, b=hidden)],
+                "entry_values": [tf.gather_nd(product, tf.stack([f["columns"], f["rows"]], axis=1))],
+                "weight_gradient": [(data - model) / size - weights * decay],
                 "visible_means": [means, tf.reduce_sum(means, axis=1), 2.0 * tf.nn.l2_loss(means)],
             }
+            visible_means, row_sums, row_squares = kernels.rbm_visible_means(product, bias)
             self.ours = {
-                "hidden_sums": kernels.rbm_hidden_sums(weights, f["rows"], f["columns"], f["values"], size_fed),
-                "transposed_sums": kernels.rbm_transposed_sums(hidden, f["readers"], f["books"], f["values_by_column"], n_books),
-                "entry_values": kernels.rbm_entry_values(product, f["columns"], f["rows"]),
-                "weight_gradient": kernels.rbm_weight_gradient(
+                "hidden_sums": [kernels.rbm_hidden_sums(weights, f["rows"], f["columns"], f["values"], size_fed)],
+                "transposed_sums": [
+                    kernels.rbm_transposed_sums(hidden, f["readers"], f["books"], f["values_by_column"], n_books)
+                ],
+                "entry_values": [kernels.rbm_entry_values(product, f["columns"], f["rows"])],
+                "weight_gradient": [kernels.rbm_weight_gradient(
                     model, hidden, f["readers"], f["books"], size, tf.constant(decay, tf.float32), weights
-                ),
-                "visible_means": list(kernels.rbm_visible_means(product, bias)),
+                )],
+                "visible_means": [visible_means, row_sums, tf.reduce_sum(row_squares)],
             }
-            self.ours["visible_means"][2] = tf.reduce_sum(self.ours["visible_means"][2])
             # what a timed run computes: each side's outputs as targets, none fetched (a group
             # of them would not do: TensorFlow's optimizer drops ops that only it depends on)
             self.targets = {
-                (side, name): [output.op for output in (outputs if isinstance(outputs, list) else [outputs])]
+                (side, name): [output.op for output in outputs]
                 for side, by_name in (("ours", self.ours), ("theirs", self.theirs)) for name, outputs in by_name.items()
             }
         self.session = tf1.Session(graph=self.graph)
@@ -152,10 +155,9 @@ def differences(pairs, batches):
     for given in batches:
         ours, theirs = pairs.run([pairs.ours, pairs.theirs], given)
         for name in worst:
-            for mine, reference in zip(*(np.atleast_1d(side[name]) if not isinstance(side[name], list) else side[name]
-                                         for side in (ours, theirs))):
+            for mine, reference in zip(ours[name], theirs[name]):
                 if not np.array_equal(mine, reference):
-                    gap = float(np.max(np.abs(np.asarray(mine) - reference)) / max(np.max(np.abs(reference)), 1e-30))
+                    gap = float(np.max(np.abs(mine - reference)) / max(np.max(np.abs(reference)), 1e-30))
                     worst[name] = max(worst[name], gap, float(np.finfo(np.float32).tiny))
     return worst
 
