@@ -65,19 +65,11 @@ def load(library):
 
 def arrays(batch):
     """What the kernels and their references are fed for ``batch`` (CSR, readers × books):
-    its entries in row and in column order, and its size."""
+    its entries in row and in column order (as the trainer's graph takes them), and its size."""
+    from bookrbm.graph import entries
+
     batch = sp.csr_matrix(batch, dtype=np.float32)
-    by_column = batch.tocsc()
-    n_readers, n_books = batch.shape
-    return {
-        "rows": np.repeat(np.arange(n_readers, dtype=np.int32), np.diff(batch.indptr)),
-        "columns": batch.indices.astype(np.int32),
-        "values": batch.data,
-        "readers": by_column.indices.astype(np.int32),
-        "books": np.repeat(np.arange(n_books, dtype=np.int32), np.diff(by_column.indptr)),
-        "values_by_column": by_column.data,
-        "batch_size": np.int32(n_readers),
-    }
+    return {**entries(batch), "batch_size": np.int32(batch.shape[0])}
 
 
 class Pairs:
@@ -197,8 +189,11 @@ def run(args, library=None, log=print):
     check_range("--batch-size", args.batch_size, at_least=1)
     check_range("--repeats", args.repeats, at_least=1)
     data = interactions.load(args.data)
-    with tempfile.TemporaryDirectory() as folder:
-        kernels = load(library or build(folder))
+    if library is None:
+        with tempfile.TemporaryDirectory() as folder:  # loaded, the library needs no file
+            kernels = load(build(folder))
+    else:
+        kernels = load(library)
     batches = sample_batches(data, args.batches, args.batch_size)
     pairs = Pairs(kernels, data.n_books, args.hidden, args.batch_size, np.random.default_rng(args.seed))
     try:

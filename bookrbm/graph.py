@@ -47,6 +47,21 @@ def _variable(shape, name):
     return tf1.Variable(tf.zeros(shape, tf.float32), name=name)
 
 
+def entries(batch):
+    """The stored entries of ``batch`` (CSR, (batch, n_visible)), int32 indices: in row order
+    ``rows``, ``columns``, ``values``; in column order ``readers``, ``books``,
+    ``values_by_column``."""
+    by_column = batch.tocsc()
+    return {
+        "rows": np.repeat(np.arange(batch.shape[0], dtype=np.int32), np.diff(batch.indptr)),
+        "columns": batch.indices.astype(np.int32, copy=False),
+        "values": batch.data,
+        "readers": by_column.indices.astype(np.int32, copy=False),
+        "books": np.repeat(np.arange(batch.shape[1], dtype=np.int32), np.diff(by_column.indptr)),
+        "values_by_column": by_column.data,
+    }
+
+
 class RBMGraph:
     """Contrastive-divergence training graph with binary, sampled hidden units.
 
@@ -392,20 +407,18 @@ class RBMGraph:
             raise ValueError(f"a batch of {batch.shape[1]} visible units for a graph of {self.n_visible}")
         if self.binary and not np.all(batch.data == 1):
             raise ValueError("a graph for binary input was given values other than 1")
-        by_column = batch.tocsc()
-        readers = by_column.indices
-        books = np.repeat(np.arange(batch.shape[1], dtype=np.int32), np.diff(by_column.indptr))
+        given = entries(batch)
         if self.binary:
-            in_column_order = {self.rows_by_column: readers.astype(np.int32, copy=False), self.columns_by_column: books}
+            in_column_order = {self.rows_by_column: given["readers"], self.columns_by_column: given["books"]}
         else:
             in_column_order = {
-                self.entries_by_column: np.stack([books, readers], axis=1, dtype=np.int64),
-                self.values_by_column: by_column.data,
+                self.entries_by_column: np.stack([given["books"], given["readers"]], axis=1, dtype=np.int64),
+                self.values_by_column: given["values_by_column"],
             }
         return {
-            self.rows: np.repeat(np.arange(batch.shape[0], dtype=np.int32), np.diff(batch.indptr)),
-            self.columns: batch.indices.astype(np.int32, copy=False),
-            self.values: batch.data,
+            self.rows: given["rows"],
+            self.columns: given["columns"],
+            self.values: given["values"],
             **in_column_order,
             self.batch_size: batch.shape[0],
         }
