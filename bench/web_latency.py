@@ -40,7 +40,7 @@ sys.path.insert(0, ROOT)
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from bookrbm import interactions, paths, web  # noqa: E402
+from bookrbm import interactions, paths  # noqa: E402
 from bookrbm.atomic import check_writable, write_csv  # noqa: E402
 from bookrbm.errors import InputError, check_range, cli  # noqa: E402
 
@@ -352,9 +352,7 @@ def measure_both(args, body, loads):
     served = measure(serve_command(args, port), port, body, loads, args.workers, desc="serve.py")
     port = free_port()
     stored = measure(
-        # served as serve.py serves the real app (``workers.run``)
-        [sys.executable, "-c", "import sys; sys.path.insert(0, 'bench'); from bookrbm import workers; "
-         f"workers.run('web_latency:stored_answer_app', '127.0.0.1', {port}, {args.workers}, log_level='warning')"],
+        [sys.executable, "bench/stored_answer.py", "--port", str(port), "--workers", str(args.workers)],
         port, body, loads, args.workers, desc="stored answer",
         env={"BOOKRBM_MODEL": os.path.abspath(args.model), "BOOKRBM_DATA": os.path.abspath(args.data),
              "BOOKRBM_RATINGS": str(args.ratings)},
@@ -365,20 +363,6 @@ def measure_both(args, body, loads):
 def serve_command(args, port):
     return [sys.executable, "serve.py", "--port", str(port), "--model", args.model, "--data", args.data,
             "--workers", str(args.workers)]
-
-
-def stored_answer_app():
-    """The web app, every request parsed, validated and answered as always, except that the
-    recommendation is one answer worked out at start-up: what FastAPI, uvicorn, the request's
-    checks and the load generator cost without the model (an app factory, for the workers)."""
-
-    def store_answer(service):
-        body, _ = request_body_of(service.data, int(os.environ["BOOKRBM_RATINGS"]))
-        request = web.RecommendationRequest.model_validate_json(body)
-        answer = service.recommend(service.reader_of(request), request.top, request.source)
-        service.recommend_each = lambda asks: [answer] * len(asks)
-
-    return web.app_from_env(prepare=store_answer)
 
 
 def figures(label, run):
@@ -432,15 +416,25 @@ def main(argv=None):
     for name in ("clients", "requests", "ratings", "workers"):
         check_range(f"--{name}", getattr(args, name), at_least=1)
     check_range("--warm-up", args.warm_up, at_least=0)
-    if args.sweep:
-        check_writable(args.sweep_out, os.path.splitext(args.sweep_out)[0] + ".png")  # not after minutes of load
-    else:
-        check_writable(args.rates_out if args.rates else args.out)
+    measurement, outputs = chosen(args)
+    check_writable(*outputs)  # not after minutes of load
     body, n_ratings = request_body(args.data, args.ratings)
+    measurement(args, body, n_ratings)
+
+
+def chosen(args):
+    """What ``args`` ask to measure: (the function that measures it, called with ``args``,
+    the request's body and its number of ratings; the files it writes)."""
     if args.sweep:
-        return sweep(args, body)
+        return sweep, [args.sweep_out, sweep_picture(args)]
     if args.rates:
-        return by_rate(args, body)
+        return by_rate, [args.rates_out]
+    return under_load_and_alone, [args.out]
+
+
+def under_load_and_alone(args, body, n_ratings):
+    """p50, p99, errors and server CPU of serve.py and of the app with a stored answer, each
+    under the load of ``args.clients`` and with one client; a CSV."""
     # the load, then the same requests one at a time
     loads = [(args.clients, args.requests, args.warm_up), (1, min(500, args.requests), args.warm_up)]
     served, stored = measure_both(args, body, loads)
@@ -461,7 +455,11 @@ def main(argv=None):
           f"the app with a stored answer: {floor:g} ms); wrote {paths.shown(args.out)}")
 
 
-def sweep(args, body):
+def sweep_picture(args):
+    return os.path.splitext(args.sweep_out)[0] + ".png"
+
+
+def sweep(args, body, _n_ratings):
     """p50, p99, throughput and server CPU at each number of clients in ``args.sweep``, for
     the app and for the app with a stored answer; a CSV and a plot."""
     served, stored = measure_both(args, body, [(clients, args.requests, args.warm_up) for clients in args.sweep])
@@ -476,7 +474,7 @@ def sweep(args, body):
                 "fastest_client_ms": found.get("fastest_client_mean"), "slowest_client_ms": found.get("slowest_client_mean"),
             })
     write_csv(args.sweep_out, rows, list(rows[0]))
-    picture = os.path.splitext(args.sweep_out)[0] + ".png"
+    picture = sweep_picture(args)
     from bookrbm.plots import plot_latency_by_load
 
     plot_latency_by_load(rows, TARGET_MS, picture)
@@ -488,7 +486,7 @@ def sweep(args, body):
           f"wrote {paths.shown(args.sweep_out)} and {paths.shown(picture)}")
 
 
-def by_rate(args, body):
+def by_rate(args, body, _n_ratings):
     """p50, p99 and server CPU of the app at each request rate of ``args.rates`` (requests
     arriving at random, ``open_load``); a CSV."""
     port = free_port()

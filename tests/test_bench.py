@@ -351,6 +351,15 @@ def test_web_latency_refuses_a_bad_count_before_starting_a_server(options, messa
     assert done.returncode == 2 and done.stderr == f"error: {message}\n"
 
 
+def test_stored_answer_server_without_its_files_says_which_in_one_line():
+    env = {name: value for name, value in os.environ.items() if not name.startswith("BOOKRBM_")}
+    env["BOOKRBM_MODEL"] = "model.npz"
+    done = subprocess.run([sys.executable, "bench/stored_answer.py", "--port", "8"], cwd=paths.ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr == "error: set BOOKRBM_DATA, BOOKRBM_RATINGS in the environment (web_latency.py does)\n"
+
+
 @pytest.mark.parametrize("script, options", [
     ("bench/full_scale.py", ["--cache", "{tmp}/cache", "--out"]),
     ("bench/data_size.py", ["--data", "{tmp}/missing.npz", "--out"]),
