@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
 from bookrbm import interactions, paths  # noqa: E402
-from bookrbm.errors import InputError, check_range, cli, seed_option  # noqa: E402
+from bookrbm.errors import InputError, check_range, cli, option, seed_option  # noqa: E402
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "own_kernels.cc")
 # the kernels that keep TensorFlow's bits; the visible means do not (another sigmoid, other sums)
@@ -184,10 +184,8 @@ def sample_batches(data, n_batches, batch_size):
 
 
 def run(args, library=None, log=print):
-    check_range("--hidden", args.hidden, at_least=1)
-    check_range("--batches", args.batches, at_least=1)
-    check_range("--batch-size", args.batch_size, at_least=1)
-    check_range("--repeats", args.repeats, at_least=1)
+    for name in ("hidden", "batches", "batch_size", "repeats"):
+        check_range(option(name), getattr(args, name), at_least=1)
     data = interactions.load(args.data)
     if library is None:
         with tempfile.TemporaryDirectory() as folder:  # loaded, the library needs no file

@@ -42,7 +42,7 @@ from tqdm import tqdm  # noqa: E402
 
 from bookrbm import interactions, paths  # noqa: E402
 from bookrbm.atomic import check_writable, write_csv  # noqa: E402
-from bookrbm.errors import InputError, check_range, cli  # noqa: E402
+from bookrbm.errors import InputError, check_range, cli, option  # noqa: E402
 
 
 TARGET_MS = 20  # issue 6: p99 of POST /api/recommendations under the load
@@ -414,7 +414,7 @@ def print_table(rows, columns):
 def main(argv=None):
     args = parse_args(argv)
     for name in ("clients", "requests", "ratings", "workers"):
-        check_range(f"--{name}", getattr(args, name), at_least=1)
+        check_range(option(name), getattr(args, name), at_least=1)
     check_range("--warm-up", args.warm_up, at_least=0)
     measurement, outputs = chosen(args)
     check_writable(*outputs)  # not after minutes of load
