@@ -121,6 +121,67 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert "train_share_of_peak" in done.stdout and "wrote" in done.stdout
 
 
+def test_threads_smoke_run_measures_each_figure_at_one_and_two_threads(tmp_path):
+    import threads
+
+    out = tmp_path / "threads.csv"
+    done = subprocess.run(
+        [sys.executable, "bench/threads.py", "--users", "300", "--rounds", "1", "--calls", "3", "--gemm", "128",
+         "--cache", str(tmp_path / "cache"), "--out", str(out)],
+        cwd=paths.ROOT, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-800:]
+    assert "preprocess.py" in done.stdout  # the stand-in had none yet
+    table = pd.read_csv(out, dtype={"threads": str})
+    assert list(table.columns) == ["name", "threads", "value", "low", "high", "unit"]
+    figures = ["gemm", *(f"product_{name}" for name in threads.PRODUCTS), *(f"epoch_{name}" for name in threads.STEPS)]
+    value = {(row.name, row.threads): row.value for row in table.itertuples()}
+    for name in figures:
+        one, two = value[(name, "1")], value[(name, "2")]
+        assert one > 0 and two > 0
+        # the ratio is of speeds: for the GEMM a rate, for the rest times
+        expected = two / one if name == "gemm" else one / two
+        assert value[(f"{name}_speedup", "2/1")] == pytest.approx(expected, rel=1e-5)
+    assert set(table.name) == {*figures, *(f"{name}_speedup" for name in figures),
+                               *(f"product_{name}_gflops" for name in threads.PRODUCTS)}
+    counted = table[table.threads != "2/1"]
+    assert (counted.low <= counted.value).all() and (counted.value <= counted.high).all()
+
+
+def test_threads_table_is_the_medians_over_the_rounds():
+    import threads
+
+    def figures(gemm, product, epoch):
+        return {"gemm": gemm, "products": dict.fromkeys(threads.PRODUCTS, product),
+                "epochs": dict.fromkeys(threads.STEPS, epoch), "product_gflop": 0.128}
+
+    runs = {1: [figures(250, 0.6, 2.0), figures(270, 0.8, 1.0), figures(260, 0.7, 3.0)],
+            2: [figures(500, 0.4, 1.0), figures(480, 0.35, 1.5), figures(490, 0.5, 2.0)]}
+    rows = {(row["name"], row["threads"]): row for row in threads.rows_of(runs)}
+    assert (rows[("gemm", "1")]["value"], rows[("gemm", "1")]["low"], rows[("gemm", "1")]["high"]) == (260, 250, 270)
+    assert rows[("gemm_speedup", "2/1")]["value"] == pytest.approx(490 / 260, rel=1e-5)
+    assert rows[("product_v1_h1", "2")]["value"] == 0.4
+    assert rows[("product_v1_h1_gflops", "2")]["value"] == pytest.approx(320, rel=1e-5)
+    # the slowest round is the lowest rate
+    assert rows[("product_v1_h1_gflops", "2")]["low"] == pytest.approx(0.128 / 0.5e-3, rel=1e-5)
+    assert rows[("product_W_h0T_speedup", "2/1")]["value"] == pytest.approx(0.7 / 0.4, rel=1e-5)
+    assert rows[("epoch_bare_cd1_speedup", "2/1")]["value"] == pytest.approx(2.0 / 1.5, rel=1e-5)
+
+
+def test_threads_refuses_a_process_that_ran_with_another_count(monkeypatch):
+    import threads
+    from types import SimpleNamespace
+
+    from bookrbm.errors import InputError
+
+    answer = '{"threads": 1, "gemm": 1.0, "products": {}, "epochs": {}, "product_gflop": 1.0}\n'
+    monkeypatch.setattr(full_scale, "run_measured", lambda command: (1.0, 100.0, answer))
+    args = SimpleNamespace(folder="stand-in", seed=0, hidden=64, batch_size=100, calls=3, gemm=128)
+    assert threads._child(args, 1)["threads"] == 1
+    with pytest.raises(InputError, match="asked for 2 intra-op threads ran with 1"):
+        threads._child(args, 2)
+
+
 def test_data_size_smoke_run(sample_file, tmp_path):
     out = tmp_path / "data_size.csv"
     done = subprocess.run(
@@ -362,6 +423,7 @@ def test_stored_answer_server_without_its_files_says_which_in_one_line():
 
 @pytest.mark.parametrize("script, options", [
     ("bench/full_scale.py", ["--cache", "{tmp}/cache", "--out"]),
+    ("bench/threads.py", ["--cache", "{tmp}/cache", "--out"]),
     ("bench/data_size.py", ["--data", "{tmp}/missing.npz", "--out"]),
     ("bench/web_latency.py", ["--data", "{tmp}/missing.npz", "--out"]),
     ("bench/web_latency.py", ["--data", "{tmp}/missing.npz", "--sweep", "1,2", "--sweep-out"]),
