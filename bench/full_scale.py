@@ -53,20 +53,25 @@ TARGETS = {  # name: (target, "min" or "max"), from the issue
 }
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_stand_in_options(parser):
+    """The options of the stand-in, the step and the GEMM peak, which bench/threads.py shares."""
     parser.add_argument("--users", type=int, default=FULL_USERS, help="users of the stand-in (default: %(default)s)")
     parser.add_argument("--seed", type=seed_option, default=0, help="seed of the stand-in and the training (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=3, help="epochs of each step to time (ours, ours at the write-up's settings, the write-up's, the bare CD-1 step); the medians are reported (default: %(default)s)")
     parser.add_argument("--hidden", type=int, default=64, help="hidden units (default: %(default)s)")
     parser.add_argument("--batch-size", type=int, default=100, help="batch size (default: %(default)s)")
-    parser.add_argument("--calls", type=int, default=1000, help="one-user recommendations to time in-process (default: %(default)s)")
-    parser.add_argument("--runs", type=int, default=3, help="runs of recommend.py as a process (default: %(default)s)")
     parser.add_argument("--gemm", type=int, default=4096, help="size n of the n×n×n GEMM peak (default: %(default)s)")
     parser.add_argument("--cache", default=os.path.join(paths.ROOT, "data", "bench"), help="where stand-ins are kept (default: %(default)s)")
+    parser.add_argument("--folder", help=argparse.SUPPRESS)  # a child's: the stand-in's own folder
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_stand_in_options(parser)
+    parser.add_argument("--epochs", type=int, default=3, help="epochs of each step to time (ours, ours at the write-up's settings, the write-up's, the bare CD-1 step); the medians are reported (default: %(default)s)")
+    parser.add_argument("--calls", type=int, default=1000, help="one-user recommendations to time in-process (default: %(default)s)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of recommend.py as a process (default: %(default)s)")
     parser.add_argument("--out", default=os.path.join(paths.RESULTS, "bench.csv"), help="results table (default: %(default)s)")
     parser.add_argument("--measure", choices=("train", "compare", "gemm"), help=argparse.SUPPRESS)
-    parser.add_argument("--folder", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 

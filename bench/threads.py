@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 import full_scale  # noqa: E402
 from bookrbm import paths  # noqa: E402
 from bookrbm.atomic import check_writable, write_csv  # noqa: E402
-from bookrbm.errors import InputError, check_range, cli, option, seed_option  # noqa: E402
+from bookrbm.errors import InputError, check_range, cli, option  # noqa: E402
 
 COUNTS = (1, 2)
 PRODUCTS = ("W_h0T", "v1T_W", "v1_h1")  # the CD-1 step's three, in the trainer's order
@@ -40,17 +40,11 @@ STEPS = ("ours", "ours_writeup_settings", "bare_cd1")
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--users", type=int, default=full_scale.FULL_USERS, help="users of the stand-in (default: %(default)s)")
-    parser.add_argument("--seed", type=seed_option, default=0, help="seed of the stand-in and the training (default: %(default)s)")
+    full_scale.add_stand_in_options(parser)
     parser.add_argument("--rounds", type=int, default=3, help="processes of each thread count, alternated (default: %(default)s)")
-    parser.add_argument("--hidden", type=int, default=64, help="hidden units (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=100, help="batch size (default: %(default)s)")
     parser.add_argument("--calls", type=int, default=300, help="calls of each product alone (default: %(default)s)")
-    parser.add_argument("--gemm", type=int, default=4096, help="size n of the n×n×n GEMM peak (default: %(default)s)")
-    parser.add_argument("--cache", default=os.path.join(paths.ROOT, "data", "bench"), help="where stand-ins are kept (default: %(default)s)")
     parser.add_argument("--out", default=os.path.join(paths.RESULTS, "threads.csv"), help="results table (default: %(default)s)")
     parser.add_argument("--measure", type=int, choices=COUNTS, help=argparse.SUPPRESS)  # child: this many threads
-    parser.add_argument("--folder", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
