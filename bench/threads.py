@@ -48,15 +48,16 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
-def _median_seconds(run, calls, warm=True):
-    if warm:
-        run()
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def _seconds(run):
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
+def _median_seconds(run, calls):
+    """The median of ``calls`` timed calls of ``run``, after one untimed."""
+    run()
+    return statistics.median(_seconds(run) for _ in range(calls))
 
 
 def measure(args):
@@ -90,7 +91,7 @@ def measure(args):
     with tf1.Session(graph=graph) as session:
         session.run(init)
         session.run(gemm)
-        gemm_seconds = min(_median_seconds(lambda: session.run(gemm), 1, warm=False) for _ in range(5))
+        gemm_seconds = min(_seconds(lambda: session.run(gemm)) for _ in range(5))
         products = {name: 1e3 * _median_seconds(lambda: session.run(op), args.calls) for name, op in runs.items()}
 
     ours = full_scale._trainer(args, DEFAULTS, data)
