@@ -148,11 +148,17 @@ def run_measured(command):
         return wall, usage.ru_maxrss / 1024, out.read().decode("utf-8")
 
 
-def _child(args, mode):
-    command = [sys.executable, os.path.abspath(__file__), "--measure", mode, "--folder", args.folder]
-    for name in ("seed", "epochs", "hidden", "batch_size", "gemm"):
+def child_command(script, mode, args, names):
+    """The command that runs ``script`` as a measuring child: ``--measure mode`` on the
+    stand-in in ``args.folder``, with ``args``'s options ``names``."""
+    command = [sys.executable, os.path.abspath(script), "--measure", str(mode), "--folder", args.folder]
+    for name in names:
         command += [option(name), str(getattr(args, name))]
-    _, rss, out = run_measured(command)
+    return command
+
+
+def _child(args, mode):
+    _, rss, out = run_measured(child_command(__file__, mode, args, ("seed", "epochs", "hidden", "batch_size", "gemm")))
     return rss, json.loads(out.strip().splitlines()[-1])
 
 

@@ -106,9 +106,7 @@ def measure(args):
 
 
 def _child(args, threads):
-    command = [sys.executable, os.path.abspath(__file__), "--measure", str(threads), "--folder", args.folder]
-    for name in ("seed", "hidden", "batch_size", "calls", "gemm"):
-        command += [option(name), str(getattr(args, name))]
+    command = full_scale.child_command(__file__, threads, args, ("seed", "hidden", "batch_size", "calls", "gemm"))
     _, _, out = full_scale.run_measured(command)
     figures = json.loads(out.strip().splitlines()[-1])
     if figures["threads"] != threads:

@@ -415,7 +415,7 @@ def main(argv=None):
     args = parse_args(argv)
     for name in ("clients", "requests", "ratings", "workers"):
         check_range(option(name), getattr(args, name), at_least=1)
-    check_range("--warm-up", args.warm_up, at_least=0)
+    check_range(option("warm_up"), args.warm_up, at_least=0)
     measurement, outputs = chosen(args)
     check_writable(*outputs)  # not after minutes of load
     body, n_ratings = request_body(args.data, args.ratings)
