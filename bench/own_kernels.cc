@@ -30,6 +30,14 @@ bool all_below(const TTypes<int32>::ConstFlat& indices, int64_t bound) {
   return true;
 }
 
+// The weights' gradient reads each book's entries as one run: out of order, it would sum
+// other books' readers without a word.
+bool ascending(const TTypes<int32>::ConstFlat& indices) {
+  for (int64_t j = 1; j < indices.size(); ++j)
+    if (indices(j) < indices(j - 1)) return false;
+  return true;
+}
+
 void add_row(float* __restrict sum, const float* __restrict row, int64_t width) {
   for (int64_t k = 0; k < width; ++k) sum[k] += row[k];
 }
@@ -193,6 +201,7 @@ class WeightGradient : public OpKernel {
     const int64_t n_visible = model.dim_size(0), width = model.dim_size(1);
     OP_REQUIRES(c, all_below(readers, c->input(1).dim_size(0)) && all_below(books, n_visible),
                 errors::InvalidArgument("an entry outside the batch or the books"));
+    OP_REQUIRES(c, ascending(books), errors::InvalidArgument("entries not in book order"));
     Tensor* out = nullptr;
     OP_REQUIRES_OK(c, c->allocate_output(0, model.shape(), &out));
     const float* m = model.flat<float>().data();

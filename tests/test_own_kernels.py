@@ -85,6 +85,26 @@ def test_an_entry_out_of_range_is_an_error_not_a_crash(kernels):
             session.run(sums)
 
 
+def test_entries_out_of_book_order_are_an_error_not_wrong_sums(kernels):
+    """The weights' gradient reads each book's entries as one run; given them out of order
+    it would add one book's readers into another's row."""
+    from bookrbm.graph import tf, tf1
+
+    hidden = np.arange(12, dtype=np.float32).reshape(3, 4)
+    model = np.zeros((5, 4), np.float32)
+    readers = np.array([0, 1, 2], np.int32)
+
+    def gradient(books):
+        return kernels.rbm_weight_gradient(model, hidden, readers, np.array(books, np.int32), 1.0,
+                                           tf.constant(0.0, tf.float32), model)
+
+    with tf.Graph().as_default(), tf1.Session() as session:
+        in_order = session.run(gradient([1, 1, 3]))
+        assert np.array_equal(in_order[1], hidden[0] + hidden[1]) and np.array_equal(in_order[3], hidden[2])
+        with pytest.raises(tf.errors.InvalidArgumentError, match="not in book order"):
+            session.run(gradient([1, 3, 1]))
+
+
 def test_a_missing_compiler_is_one_line(tmp_path):
     with pytest.raises(InputError, match="no-such-compiler: no such C\\+\\+ compiler"):
         own_kernels.build(str(tmp_path), compiler="no-such-compiler")
