@@ -175,6 +175,16 @@ def _stand_in(args):
     return interactions.load(os.path.join(args.folder, "processed.npz"))
 
 
+def processed(args, log=print):
+    """Preprocess the stand-in in ``args.folder`` into its processed.npz unless that is newer
+    than the stand-in (bench/threads.py and bench/fused_step.py; this script times it)."""
+    processed = os.path.join(args.folder, "processed.npz")
+    stamp = os.path.join(args.folder, "stand_in.json")
+    if not os.path.exists(processed) or os.path.getmtime(processed) < os.path.getmtime(stamp):
+        log("preprocess.py …")
+        run_measured([sys.executable, "preprocess.py", "--data-dir", args.folder, "--out", processed])
+
+
 def _trainer(args, preset, data):
     """Our trainer on ``data`` with ``preset``'s settings (hidden units and batch size from
     ``args``): its settings, fit and valid users, series units and graph, and

@@ -13,7 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <functional>
+#include <limits>
 #include <vector>
 
 #include "tensorflow/core/framework/op.h"
@@ -70,10 +70,10 @@ inline float total(v16 v) {
 
 // Books i..i+R of the reconstruction, book-major, each padded to 16·NB readers (the
 // padding 0): sigmoid(W h + b) from the hidden samples hᵀ (H, 16·NB); each book's sum over
-// the batch into sums.
+// the batch into sums, and the sum of their squares added to squares.
 template <int R, int NB>
 void visible_rows(const float* w, const float* ht, const float* vb, int64_t H, int64_t i, v16 kept, float* v1,
-                  float* sums) {
+                  float* sums, v16& squares) {
   const int64_t Bp = 16 * NB;
   v16 acc[R][NB];
   for (int r = 0; r < R; ++r)
@@ -93,6 +93,7 @@ void visible_rows(const float* w, const float* ht, const float* vb, int64_t H, i
       if (j == NB - 1) v = v * kept;
       store(v1 + (i + r) * Bp + 16 * j, v);
       sum += v;
+      squares = v * v + squares;
     }
     sums[r] = total(sum);
   }
@@ -119,10 +120,11 @@ void hidden_sums(const float* w, const float* v1, int64_t H, int64_t Bp, int64_t
   }
 }
 
-// W[book] -= rate · Σ_b v1[book][b] h1[b] for books i..i+R, 64 hidden units at a time
-template <int R>
+// For books i..i+R, 64 hidden units at a time: the model statistics Σ_b v1[book][b] h1[b],
+// and W[book] made new(book, offset, its 16 weights there, their 16 statistics).
+template <int R, typename New>
 void weight_update(float* w, const float* v1, const float* h1, int64_t H, int64_t Bp, int64_t B, int64_t i,
-                   float rate) {
+                   const New& updated) {
   for (int64_t kc = 0; kc < H; kc += 64) {
     v16 acc[R][4];
     for (int r = 0; r < R; ++r)
@@ -138,7 +140,7 @@ void weight_update(float* w, const float* v1, const float* h1, int64_t H, int64_
     for (int r = 0; r < R; ++r)
       for (int q = 0; q < 4; ++q) {
         float* p = w + (i + r) * H + kc + 16 * q;
-        store(p, load(p) - rate * acc[r][q]);
+        store(p, updated(i + r, kc + 16 * q, load(p), acc[r][q]));
       }
   }
 }
@@ -156,6 +158,139 @@ float* aligned(std::vector<float>& v) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
 }
 
+// The step's two passes over the weights, and their scratch, for a batch of B readers given
+// as its hidden samples. The books are split in two halves, one a worker thread, whatever
+// the thread count, so the sums' order (and the bits) are the same on any machine of the
+// same kind.
+class Passes {
+ public:
+  static constexpr int64_t kMaxBatch = 112;  // seven vectors of 16 readers
+
+  // The hidden samples' transpose, zeroed, to be filled: ht()[k · padded() + b].
+  void start(int64_t n, int64_t H, int64_t B) {
+    n_ = n, H_ = H, B_ = B, NB_ = int((B + 15) / 16), Bp_ = 16 * NB_;
+    for (int j = 0; j < 16; ++j) kept_[j] = 16 * (NB_ - 1) + j < B ? 1.0f : 0.0f;
+    ht_.assign(H * Bp_ + 16, 0.0f);
+    v1_.resize(n * Bp_ + 16);
+    partials_.assign(2 * B * H + 16, 0.0f);
+    h1_.resize(B * H + 16);
+    middle_ = n / 2 / 8 * 8;
+  }
+  float* ht() { return aligned(ht_); }
+  int64_t padded() const { return Bp_; }
+  // the reconstruction, book-major, padded: v1()[book · padded() + reader]
+  const float* v1() { return aligned(v1_); }
+
+  // v1 = σ(W h + b) and the hidden sums v1ᵀ W (``hidden_sums``); visit(book, Σ_b v1[book]) once
+  // a book's row is made (its visible bias is not read again). The sum of v1's squares.
+  template <typename Visit>
+  float reconstruct(OpKernelContext* c, const float* w, const float* vb, const Visit& visit) {
+    float* ht = aligned(ht_);
+    float* v1 = aligned(v1_);
+    float* partials = aligned(partials_);
+    float squares[2] = {0.0f, 0.0f};
+    halves(c, [&](int64_t p, int64_t lo, int64_t hi) {
+      float* partial = partials + p * B_ * H_;
+      float sums[8];
+      v16 square = v16{};
+      for (int64_t i = lo; i < hi; i += 8) {
+        const int eight = int(std::min<int64_t>(8, hi - i));
+        // three books a block: 21 sums, 7 hidden vectors and a weight in AVX-512's 32 registers
+        for (int64_t at = i; at < i + eight; at += 3) {
+          with_count<3>(int(std::min<int64_t>(3, i + eight - at)), [&](auto r) {
+            with_count<7>(NB_, [&](auto nb) {
+              visible_rows<decltype(r)::value, decltype(nb)::value>(w, ht, vb, H_, at, kept_, v1, sums + (at - i),
+                                                                    square);
+            });
+          });
+        }
+        with_count<8>(eight, [&](auto r) { hidden_sums<decltype(r)::value>(w, v1, H_, Bp_, B_, i, partial); });
+        for (int r = 0; r < eight; ++r) visit(i + r, sums[r]);
+      }
+      squares[p] = total(square);
+    });
+    return squares[0] + squares[1];
+  }
+
+  // h1 = σ(v1ᵀ W + c), (B, H), from the two halves' sums
+  const float* hidden(const float* hb) {
+    const float* partials = aligned(partials_);
+    float* h1 = aligned(h1_);
+    for (int64_t b = 0; b < B_; ++b)
+      for (int64_t k = 0; k < H_; ++k)
+        h1[b * H_ + k] = 1.0f / (1.0f + std::exp(-(partials[b * H_ + k] + partials[(B_ + b) * H_ + k] + hb[k])));
+    return h1;
+  }
+
+  // each weight made new from the model statistics (``weight_update``)
+  template <typename New>
+  void update(OpKernelContext* c, float* w, const New& updated) {
+    const float* v1 = aligned(v1_);
+    const float* h1 = aligned(h1_);
+    halves(c, [&](int64_t, int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; i += 6)
+        with_count<6>(int(std::min<int64_t>(6, hi - i)),
+                      [&](auto r) { weight_update<decltype(r)::value>(w, v1, h1, H_, Bp_, B_, i, updated); });
+    });
+  }
+
+ private:
+  template <typename Work>
+  void halves(OpKernelContext* c, const Work& work) {
+    auto* threads = c->device()->tensorflow_cpu_worker_threads();
+    Shard(threads->num_threads, threads->workers, 2, int64_t(1) << 40, [&](int64_t lo, int64_t hi) {
+      for (int64_t p = lo; p < hi; ++p) work(p, p == 0 ? 0 : middle_, p == 0 ? middle_ : n_);
+    });
+  }
+
+  int64_t n_ = 0, H_ = 0, B_ = 0, Bp_ = 0, middle_ = 0;
+  int NB_ = 1;
+  v16 kept_;  // the last vector's lanes within the batch
+  std::vector<float> ht_, v1_, partials_, h1_;
+};
+
+// The parameters an op keeps from its first call on, and their copies as its outputs.
+struct Parameters {
+  std::vector<float> w, vb, hb;
+
+  void keep(const Tensor& weights, const Tensor& visible_bias, const Tensor& hidden_bias) {
+    if (!w.empty()) return;
+    w.assign(weights.flat<float>().data(), weights.flat<float>().data() + weights.NumElements());
+    vb.assign(visible_bias.flat<float>().data(), visible_bias.flat<float>().data() + visible_bias.NumElements());
+    hb.assign(hidden_bias.flat<float>().data(), hidden_bias.flat<float>().data() + hidden_bias.NumElements());
+  }
+
+  // outputs first.. first+2: the parameters when fetch, else empty tensors
+  void output(OpKernelContext* c, int first, bool fetch) {
+    const std::vector<float>* kept[3] = {&w, &vb, &hb};
+    const int64_t n = vb.size(), H = hb.size();
+    const TensorShape shapes[3] = {TensorShape({n, H}), TensorShape({n}), TensorShape({H})};
+    for (int j = 0; j < 3; ++j) {
+      Tensor* out = nullptr;
+      OP_REQUIRES_OK(c, c->allocate_output(first + j, fetch ? shapes[j] : TensorShape({0}), &out));
+      if (fetch) std::memcpy(out->flat<float>().data(), kept[j]->data(), sizeof(float) * kept[j]->size());
+    }
+  }
+};
+
+bool parameters_agree(const Tensor& weights, const Tensor& visible_bias, const Tensor& hidden_bias) {
+  return weights.dims() == 2 && visible_bias.NumElements() == weights.dim_size(0) &&
+         hidden_bias.NumElements() == weights.dim_size(1) && weights.dim_size(1) % 64 == 0 && weights.dim_size(1) > 0 &&
+         weights.dim_size(0) > 0;
+}
+
+bool all_below(const TTypes<int32>::ConstFlat& indices, int64_t bound) {
+  for (int64_t j = 0; j < indices.size(); ++j)
+    if (indices(j) < 0 || indices(j) >= bound) return false;
+  return true;
+}
+
+bool ascending(const TTypes<int32>::ConstFlat& indices) {
+  for (int64_t j = 1; j < indices.size(); ++j)
+    if (indices(j) < indices(j - 1)) return false;
+  return true;
+}
+
 }  // namespace
 
 REGISTER_OP("RbmFusedBareStep")
@@ -169,97 +304,177 @@ REGISTER_OP("RbmFusedBareStep")
     });
 
 // One step a call: v1 = σ(h Wᵀ + b), h1 = σ(v1 W + c), W -= rate · v1ᵀ h1, b -= rate · Σ v1,
-// c -= rate · Σ h1, from the hidden samples h (batch, H). The books are split in two halves,
-// one a worker thread, whatever the thread count, so the sums' order (and the bits) are the
-// same on any machine of the same kind. Returns the parameters when fetch is true, else
-// empty tensors.
+// c -= rate · Σ h1, from the hidden samples h (batch, H). Returns the parameters when fetch
+// is true, else empty tensors.
 class FusedBareStep : public OpKernel {
  public:
   explicit FusedBareStep(OpKernelConstruction* c) : OpKernel(c) {}
 
   void Compute(OpKernelContext* c) override {
     mutex_lock lock(mu_);
-    const Tensor& weights = c->input(0);
     const Tensor& sample = c->input(3);
-    OP_REQUIRES(c, weights.dims() == 2 && sample.dims() == 2 && c->input(1).NumElements() == weights.dim_size(0) &&
-                       c->input(2).NumElements() == weights.dim_size(1) && sample.dim_size(1) == weights.dim_size(1),
-                errors::InvalidArgument("weights (books, hidden), biases and hidden samples (batch, hidden) that agree"));
-    const int64_t n = weights.dim_size(0), H = weights.dim_size(1), B = sample.dim_size(0);
-    OP_REQUIRES(c, H % 64 == 0 && H > 0 && B >= 1 && B <= 112 && n >= 1,
+    OP_REQUIRES(c, parameters_agree(c->input(0), c->input(1), c->input(2)) && sample.dims() == 2 &&
+                       sample.dim_size(1) == c->input(0).dim_size(1) && sample.dim_size(0) >= 1 &&
+                       sample.dim_size(0) <= Passes::kMaxBatch,
                 errors::InvalidArgument("hidden units a multiple of 64 and a batch of 1 to 112 readers"));
-    if (w_.empty()) {
-      const float* w = weights.flat<float>().data();
-      w_.assign(w, w + n * H);
-      vb_.assign(c->input(1).flat<float>().data(), c->input(1).flat<float>().data() + n);
-      hb_.assign(c->input(2).flat<float>().data(), c->input(2).flat<float>().data() + H);
-    }
-    OP_REQUIRES(c, int64_t(vb_.size()) == n && int64_t(hb_.size()) == H,
+    params_.keep(c->input(0), c->input(1), c->input(2));
+    const int64_t n = params_.vb.size(), H = params_.hb.size(), B = sample.dim_size(0);
+    OP_REQUIRES(c, c->input(0).dim_size(0) == n && c->input(0).dim_size(1) == H,
                 errors::InvalidArgument("weights of another shape than the first call's"));
     const float rate = c->input(4).scalar<float>()();
-    const int NB = int((B + 15) / 16);
-    const int64_t Bp = 16 * NB;
-    v16 kept;  // the last vector's lanes within the batch
-    for (int j = 0; j < 16; ++j) kept[j] = 16 * (NB - 1) + j < B ? 1.0f : 0.0f;
-    ht_.assign(H * Bp + 16, 0.0f);
-    v1_.resize(n * Bp + 16);
-    partials_.assign(2 * B * H + 16, 0.0f);
-    h1_.resize(B * H + 16);
-    float *ht = aligned(ht_), *v1 = aligned(v1_), *partials = aligned(partials_), *h1 = aligned(h1_);
+    passes_.start(n, H, B);
+    float* ht = passes_.ht();
+    const int64_t Bp = passes_.padded();
     const float* s = sample.flat<float>().data();
     for (int64_t b = 0; b < B; ++b)
       for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = s[b * H + k];
-    float* w = w_.data();
-    float* vb = vb_.data();
-    const int64_t middle = n / 2 / 8 * 8;
-    auto* threads = c->device()->tensorflow_cpu_worker_threads();
-    auto halves = [&](const std::function<void(int64_t, int64_t, int64_t)>& work) {
-      Shard(threads->num_threads, threads->workers, 2, int64_t(1) << 40, [&](int64_t lo, int64_t hi) {
-        for (int64_t p = lo; p < hi; ++p) work(p, p == 0 ? 0 : middle, p == 0 ? middle : n);
-      });
-    };
-    halves([&](int64_t p, int64_t lo, int64_t hi) {
-      float* partial = partials + p * B * H;
-      float sums[8];
-      for (int64_t i = lo; i < hi; i += 8) {
-        const int eight = int(std::min<int64_t>(8, hi - i));
-        for (int64_t at = i; at < i + eight; at += 3) {
-          with_count<3>(int(std::min<int64_t>(3, i + eight - at)), [&](auto r) {
-            with_count<7>(NB, [&](auto nb) {
-              visible_rows<decltype(r)::value, decltype(nb)::value>(w, ht, vb, H, at, kept, v1, sums + (at - i));
-            });
-          });
-        }
-        with_count<8>(eight, [&](auto r) { hidden_sums<decltype(r)::value>(w, v1, H, Bp, B, i, partial); });
-        for (int r = 0; r < eight; ++r) vb[i + r] -= rate * sums[r];
-      }
-    });
+    float* vb = params_.vb.data();
+    passes_.reconstruct(c, params_.w.data(), vb, [&](int64_t i, float sum) { vb[i] -= rate * sum; });
+    const float* h1 = passes_.hidden(params_.hb.data());
     for (int64_t k = 0; k < H; ++k) {
       float sum = 0.0f;
-      for (int64_t b = 0; b < B; ++b) {
-        const float h = 1.0f / (1.0f + std::exp(-(partials[b * H + k] + partials[(B + b) * H + k] + hb_[k])));
-        h1[b * H + k] = h;
-        sum += h;
-      }
-      hb_[k] -= rate * sum;
+      for (int64_t b = 0; b < B; ++b) sum += h1[b * H + k];
+      params_.hb[k] -= rate * sum;
     }
-    halves([&](int64_t p, int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; i += 6)
-        with_count<6>(int(std::min<int64_t>(6, hi - i)),
-                      [&](auto r) { weight_update<decltype(r)::value>(w, v1, h1, H, Bp, B, i, rate); });
-    });
-    const bool fetch = c->input(5).scalar<bool>()();
-    const std::vector<float>* kept_params[3] = {&w_, &vb_, &hb_};
-    const TensorShape shapes[3] = {TensorShape({n, H}), TensorShape({n}), TensorShape({H})};
-    for (int j = 0; j < 3; ++j) {
-      Tensor* out = nullptr;
-      OP_REQUIRES_OK(c, c->allocate_output(j, fetch ? shapes[j] : TensorShape({0}), &out));
-      if (fetch) std::memcpy(out->flat<float>().data(), kept_params[j]->data(), sizeof(float) * kept_params[j]->size());
-    }
+    const v16 minus_rate = splat(-rate);
+    passes_.update(c, params_.w.data(), [&](int64_t, int64_t, v16 w, v16 model) { return minus_rate * model + w; });
+    params_.output(c, 0, c->input(5).scalar<bool>()());
   }
 
  private:
   mutex mu_;
-  std::vector<float> w_, vb_, hb_;        // the parameters, from the first call on
-  std::vector<float> ht_, v1_, partials_, h1_;  // a step's scratch
+  Parameters params_;
+  Passes passes_;
 };
 REGISTER_KERNEL_BUILDER(Name("RbmFusedBareStep").Device(DEVICE_CPU), FusedBareStep);
+
+REGISTER_OP("RbmFusedStep")
+    .Input("weights: float").Input("visible_bias: float").Input("hidden_bias: float")
+    .Input("rows: int32").Input("columns: int32").Input("values: float")
+    .Input("readers: int32").Input("books: int32").Input("values_by_column: float")
+    .Input("batch_size: int32").Input("hidden_noise: float").Input("learning_rate: float")
+    .Input("train: bool").Input("fetch: bool")
+    .Output("error: float")
+    .Output("weights_now: float").Output("visible_bias_now: float").Output("hidden_bias_now: float")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->Scalar());
+      for (int j = 1; j < 4; ++j) c->set_output(j, c->UnknownShape());
+      return OkStatus();
+    });
+
+// Our trainer's CD-1 step at the write-up's settings (bookrbm/graph.py's RBMGraph with the
+// rating input, no momentum, weight decay, dropout or series units) in one call, from a
+// batch's stored entries in row order and in column order (books ascending), as the
+// trainer's graph takes them, and the uniform draws that sample the hidden units:
+//   h0 = σ(v0 W + c), h ~ h0, v1 = σ(h Wᵀ + b), h1 = σ(v1 W + c),
+//   W += rate (v0ᵀ h0 - v1ᵀ h1) / B, b += rate Σ (v0 - v1) / B, c += rate Σ (h0 - h1) / B.
+// Returns the batch's reconstruction error (its mean squared error over readers × books);
+// and the parameters when fetch is true, else empty tensors. With train false it does no
+// step (the error is NaN): a way to fetch the parameters.
+class FusedStep : public OpKernel {
+ public:
+  explicit FusedStep(OpKernelConstruction* c) : OpKernel(c) {}
+
+  void Compute(OpKernelContext* c) override {
+    mutex_lock lock(mu_);
+    OP_REQUIRES(c, parameters_agree(c->input(0), c->input(1), c->input(2)),
+                errors::InvalidArgument("weights (books, hidden) with hidden units a multiple of 64, and their biases"));
+    params_.keep(c->input(0), c->input(1), c->input(2));
+    const int64_t n = params_.vb.size(), H = params_.hb.size();
+    OP_REQUIRES(c, c->input(0).dim_size(0) == n && c->input(0).dim_size(1) == H,
+                errors::InvalidArgument("weights of another shape than the first call's"));
+    float error = std::numeric_limits<float>::quiet_NaN();
+    if (c->input(12).scalar<bool>()()) {
+      step(c, &error);
+      if (!c->status().ok()) return;
+    }
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(c, c->allocate_output(0, TensorShape({}), &out));
+    out->scalar<float>()() = error;
+    params_.output(c, 1, c->input(13).scalar<bool>()());
+  }
+
+ private:
+  void step(OpKernelContext* c, float* error) {
+    auto rows = c->input(3).flat<int32>();
+    auto columns = c->input(4).flat<int32>();
+    auto values = c->input(5).flat<float>();
+    auto readers = c->input(6).flat<int32>();
+    auto books = c->input(7).flat<int32>();
+    auto by_column = c->input(8).flat<float>();
+    const int64_t n = params_.vb.size(), H = params_.hb.size(), B = c->input(9).scalar<int32>()();
+    const Tensor& noise = c->input(10);
+    const float rate = c->input(11).scalar<float>()();
+    OP_REQUIRES(c, B >= 1 && B <= Passes::kMaxBatch && noise.dims() == 2 && noise.dim_size(0) == B &&
+                       noise.dim_size(1) == H,
+                errors::InvalidArgument("a batch of 1 to 112 readers, and a draw for each of their hidden units"));
+    OP_REQUIRES(c, columns.size() == rows.size() && values.size() == rows.size() && readers.size() == rows.size() &&
+                       books.size() == rows.size() && by_column.size() == rows.size(),
+                errors::InvalidArgument("the entries' indices and values in both orders, as many of each"));
+    OP_REQUIRES(c, all_below(rows, B) && all_below(readers, B) && all_below(columns, n) && all_below(books, n),
+                errors::InvalidArgument("an entry outside the batch or the books"));
+    OP_REQUIRES(c, ascending(books), errors::InvalidArgument("entries in column order not in book order"));
+    float* w = params_.w.data();
+    float* vb = params_.vb.data();
+    float* hb = params_.hb.data();
+    // each book's first entry in column order
+    first_.assign(n + 1, 0);
+    for (int64_t j = 0; j < books.size(); ++j) ++first_[books(j) + 1];
+    for (int64_t i = 0; i < n; ++i) first_[i + 1] += first_[i];
+    // h0 = σ(v0 W + c) from the entries, and the samples' transpose
+    h0_.assign(B * H, 0.0f);
+    for (int64_t j = 0; j < rows.size(); ++j) {
+      float* sum = h0_.data() + int64_t(rows(j)) * H;
+      const float* row = w + int64_t(columns(j)) * H;
+      const float value = values(j);
+      for (int64_t k = 0; k < H; ++k) sum[k] += value * row[k];
+    }
+    passes_.start(n, H, B);
+    float* ht = passes_.ht();
+    const int64_t Bp = passes_.padded();
+    const float* u = noise.flat<float>().data();
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t k = 0; k < H; ++k) {
+        float& h = h0_[b * H + k];
+        h = 1.0f / (1.0f + std::exp(-(h + hb[k])));
+        ht[k * Bp + b] = u[b * H + k] < h ? 1.0f : 0.0f;
+      }
+    const float scale = rate / float(B);
+    const float squares = passes_.reconstruct(c, w, vb, [&](int64_t i, float sum) {
+      float data = 0.0f;
+      for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column(j);
+      vb[i] += scale * (data - sum);
+    });
+    // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of v1²
+    const float* v1 = passes_.v1();
+    float at_entries = 0.0f;
+    for (int64_t j = 0; j < rows.size(); ++j) {
+      const float model = v1[int64_t(columns(j)) * Bp + rows(j)];
+      at_entries += (values(j) - model) * (values(j) - model) - model * model;
+    }
+    *error = (squares + at_entries) / float(B * n);
+    const float* h1 = passes_.hidden(hb);
+    for (int64_t k = 0; k < H; ++k) {
+      float sum = 0.0f;
+      for (int64_t b = 0; b < B; ++b) sum += h0_[b * H + k] - h1[b * H + k];
+      hb[k] += scale * sum;
+    }
+    // W += scale (v0ᵀ h0 - v1ᵀ h1): each book's data statistics from its entries in column order
+    const float* h0 = h0_.data();
+    const v16 by = splat(scale);
+    passes_.update(c, w, [&](int64_t i, int64_t offset, v16 weights, v16 model) {
+      v16 data = v16{};
+      for (int64_t j = first_[i]; j < first_[i + 1]; ++j)
+        data = splat(by_column(j)) * load(h0 + int64_t(readers(j)) * H + offset) + data;
+      return by * (data - model) + weights;
+    });
+  }
+
+  mutex mu_;
+  Parameters params_;
+  Passes passes_;
+  std::vector<int64_t> first_;
+  std::vector<float> h0_;
+};
+REGISTER_KERNEL_BUILDER(Name("RbmFusedStep").Device(DEVICE_CPU), FusedStep);

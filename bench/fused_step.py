@@ -1,26 +1,31 @@
 #!/usr/bin/env python3
-"""The bare CD-1 step as one kernel of our own (bench/fused_step.cc) against the same step in
-TensorFlow's ops (bench/bare_cd1.py): how much of the GEMM peak a step at the trainer's shapes
-reaches when the three counted products, their sigmoids and biases and the update are done in
-two passes over the weights, none of it through TensorFlow's ops.
+"""The CD-1 step as one kernel of our own (bench/fused_step.cc), against the same step in
+TensorFlow's ops and against the write-up's: how much of the GEMM peak, and how many times
+the write-up's speed, a step at the trainer's shapes reaches when the three counted
+products, their sigmoids and biases, the data side and the update take two passes over the
+weights and nothing goes through TensorFlow's ops.
 
-A prototype, measured and not used by the trainer (bench/README.md, "The bare step as one
-kernel"). Needs a C++ compiler (g++, or $CXX) and TensorFlow's headers, which its wheel holds.
-First checks the kernel against a NumPy reference (three steps, in float64). Then, in one
-process: this machine's GEMM peak (an n×n×n product in a session, best of 5), and --rounds
-epochs of each step, alternated (an epoch: --steps steps; 385 is the batches of an epoch of
-bench/full_scale.py's stand-in, 38,465 readers in batches of 100). Prints a table and writes
+A prototype, measured and not used by the trainer (bench/README.md, "The step as one kernel
+of our own"). Needs a C++ compiler (g++, or $CXX) and TensorFlow's headers, which its wheel
+holds. Two kernels: the bare step of bench/bare_cd1.py, and our trainer's whole step at the
+write-up's settings (`--preset writeup`: the rating input, no momentum, weight decay,
+dropout, short lists or series units). On bench/full_scale.py's stand-in (made and
+preprocessed if need be), it first checks each kernel: the bare one against NumPy, and the
+whole step against our trainer's graph (bookrbm/graph.py), the same batches and draws, three
+steps each. Then, alternated epoch by epoch in one process, --rounds epochs of each of: the
+write-up's step, ours at its settings, the kernel's at them, the bare step in TensorFlow's
+ops and in the kernel; and this machine's GEMM peak. Prints a table and writes
 results/fused_step.csv (name, value: the median over the rounds, low and high: their range,
 unit).
 
-Smoke mode for CI: --books 500 --steps 3 --rounds 1 --gemm 256.
+Smoke mode for CI: --users 300 --rounds 1 --gemm 128.
 """
 import argparse
 import os
 import statistics
 import sys
 import tempfile
-import time
+from types import SimpleNamespace
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 sys.path[:0] = [os.path.dirname(BENCH), BENCH]
@@ -31,28 +36,23 @@ import full_scale  # noqa: E402
 import own_kernels  # noqa: E402
 from bookrbm import paths  # noqa: E402
 from bookrbm.atomic import check_writable, write_csv  # noqa: E402
-from bookrbm.errors import InputError, check_range, cli, option, seed_option  # noqa: E402
+from bookrbm.errors import InputError, check_range, cli, option  # noqa: E402
 
 SOURCE = os.path.join(BENCH, "fused_step.cc")
-MAX_BATCH = 112  # the kernel's: seven vectors of 16 readers a book
-STEPS = ("tensorflow", "fused")
+MAX_BATCH = 112  # the kernels': seven vectors of 16 readers a book
+STEPS = ("writeup", "ours_writeup_settings", "fused_writeup_settings", "bare_cd1", "fused_bare_cd1")
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--books", type=int, default=10000, help="visible units (default: %(default)s)")
-    parser.add_argument("--hidden", type=int, default=64, help="hidden units, a multiple of 64 (default: %(default)s)")
-    parser.add_argument("--batch-size", type=int, default=100, help=f"readers a batch, at most {MAX_BATCH} (default: %(default)s)")
-    parser.add_argument("--steps", type=int, default=385, help="steps an epoch (default: %(default)s)")
+    full_scale.add_stand_in_options(parser)
     parser.add_argument("--rounds", type=int, default=5, help="epochs of each step, alternated (default: %(default)s)")
-    parser.add_argument("--gemm", type=int, default=4096, help="size of the peak's square product (default: %(default)s)")
-    parser.add_argument("--seed", type=seed_option, default=0, help="seed of the weights and draws (default: %(default)s)")
     parser.add_argument("--out", default=os.path.join(paths.RESULTS, "fused_step.csv"), help="results table (default: %(default)s)")
     return parser.parse_args(argv)
 
 
 def check_args(args):
-    for name in ("books", "hidden", "batch_size", "steps", "rounds", "gemm"):
+    for name in ("users", "hidden", "batch_size", "rounds", "gemm"):
         check_range(option(name), getattr(args, name), at_least=1)
     check_range("--batch-size", args.batch_size, at_most=MAX_BATCH)
     if args.hidden % 64:
@@ -99,6 +99,61 @@ class FusedBareStep:
         self.session.close()
 
 
+class FusedStep:
+    """Our trainer's step at the write-up's settings (``RBMGraph`` with the rating input and a
+    plain update) as the kernel's one op, with RBMGraph's ``feed``, ``train_feed``,
+    ``train_batch`` and ``params``, so that ``train.run_epoch`` runs its epochs as it runs
+    the trainer's. The hidden units' draws are the graph's own (seeded), or fed."""
+
+    def __init__(self, kernels, weights, visible_bias, hidden_bias, learning_rate, seed=0):
+        from bookrbm.graph import tf, tf1
+
+        n_hidden = weights.shape[1]
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            tf1.set_random_seed(seed)
+            indices = {name: tf1.placeholder(tf.int32, [None], name=name) for name in ("rows", "columns", "readers", "books")}
+            values = {name: tf1.placeholder(tf.float32, [None], name=name) for name in ("values", "values_by_column")}
+            self.batch_size = tf1.placeholder(tf.int32, [], name="batch_size")
+            self.placeholders = {**indices, **values}
+            self.hidden_noise = tf1.placeholder_with_default(
+                tf.random.uniform([self.batch_size, n_hidden], seed=seed), [None, n_hidden], name="hidden_noise"
+            )
+            self.train = tf1.placeholder_with_default(True, [])
+            self.fetch = tf1.placeholder_with_default(False, [])
+            self.error, *self.outputs = kernels.rbm_fused_step(
+                weights, visible_bias, hidden_bias, indices["rows"], indices["columns"], values["values"],
+                indices["readers"], indices["books"], values["values_by_column"], self.batch_size,
+                self.hidden_noise, np.float32(learning_rate), self.train, self.fetch,
+            )
+        self.session = tf1.Session(graph=self.graph)
+        self.nothing = self.feed(np.zeros((1, weights.shape[0]), np.float32))
+
+    def feed(self, batch):
+        """The placeholders' values for a batch (dense or CSR, (batch, books))."""
+        import scipy.sparse as sp
+
+        from bookrbm.graph import entries
+
+        batch = sp.csr_matrix(batch, dtype=np.float32)
+        given = entries(batch)
+        return {**{self.placeholders[name]: given[name] for name in self.placeholders}, self.batch_size: batch.shape[0]}
+
+    def train_feed(self, feed, hidden_noise=None):
+        if hidden_noise is not None:
+            feed = {**feed, self.hidden_noise: hidden_noise}
+        return float(self.session.run(self.error, feed))
+
+    def train_batch(self, batch, hidden_noise=None):
+        return self.train_feed(self.feed(batch), hidden_noise)
+
+    def params(self):
+        return self.session.run(self.outputs, {**self.nothing, self.train: False, self.fetch: True})
+
+    def close(self):
+        self.session.close()
+
+
 def reference_step(weights, visible_bias, hidden_bias, samples, rate):
     """The bare step in NumPy: v1 = σ(h Wᵀ + b), h1 = σ(v1 W + c), then each parameter less
     ``rate`` times its model statistics."""
@@ -124,67 +179,140 @@ def largest_difference(kernels, books, hidden, batch_size, seed, steps=3):
     return max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected)) / scale
 
 
-def measure(args, kernels, log=print):
-    """The GEMM peak and each step's epoch seconds, a list over the rounds."""
-    from bare_cd1 import BareCD1
+def graph_difference(kernels, fit, hidden, batch_size, seed, steps=3):
+    """The whole step's kernel against our trainer's graph at the write-up's settings, from
+    the same start, on the first ``steps`` batches of ``fit`` (readers × books CSR, rating /
+    5) with the same draws: the largest difference of the parameters after them, relative to
+    the largest parameter, and of the batches' errors, relative to each."""
+    from bookrbm.graph import RBMGraph
+    from bookrbm.settings import WRITEUP
+
+    rng = np.random.default_rng(seed)
+    start = (rng.normal(0, 0.01, (fit.shape[1], hidden)).astype(np.float32), np.zeros(fit.shape[1], np.float32),
+             np.zeros(hidden, np.float32))
+    ours = RBMGraph(*start, WRITEUP["learning_rate"], seed=seed)
+    fused = FusedStep(kernels, *start, WRITEUP["learning_rate"], seed=seed)
+    error_gap = 0.0
+    try:
+        for first in range(0, steps * batch_size, batch_size):
+            batch = fit[first : first + batch_size]
+            noise = rng.random((batch.shape[0], hidden), dtype=np.float32)
+            theirs, mine = ours.train_batch(batch, hidden_noise=noise), fused.train_batch(batch, hidden_noise=noise)
+            error_gap = max(error_gap, abs(mine - theirs) / theirs)
+        expected, got = ours.params(), fused.params()
+    finally:
+        ours.close()
+        fused.close()
+    scale = max(float(np.max(np.abs(e))) for e in expected)
+    return max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected)) / scale, error_gap
+
+
+def _fused_trainer(kernels, args, ours):
+    """The whole step's kernel from the same start as ``ours`` (``full_scale._trainer`` at the
+    write-up's settings), and ``epoch()``: one epoch by ``train.run_epoch``, as ours runs it."""
+    from bookrbm import train
+
+    net = FusedStep(kernels, *ours.net.params()[:3], ours.settings["learning_rate"], seed=args.seed)
+    rng = np.random.default_rng(args.seed)
+
+    def epoch():
+        train.run_epoch(net, ours.fit, rng, args.batch_size, progress=False)
+
+    return SimpleNamespace(net=net, epoch=epoch)
+
+
+def _fused_bare_trainer(kernels, args, fit):
+    """The bare step's kernel at our shapes, and ``epoch()``: as many steps as an epoch of
+    ``fit`` has batches (``full_scale._bare_trainer``'s)."""
+    from bookrbm import train
+
+    net = FusedBareStep(kernels, fit.shape[1], args.hidden, args.batch_size, seed=args.seed)
+    batches = len(train.batch_slices(fit.shape[0], args.batch_size))
+
+    def epoch():
+        for _ in range(batches):
+            net.step()
+
+    return SimpleNamespace(net=net, epoch=epoch)
+
+
+def measure(args, kernels, data, log=print):
+    """The GEMM peak, each step's epoch seconds (a list over the rounds, alternated), and the
+    readers and batches of an epoch."""
+    from bookrbm import train
+    from bookrbm.settings import WRITEUP
 
     peak = full_scale.measure_gemm(args)["tensorflow"]
-    nets = {"tensorflow": BareCD1(args.books, args.hidden, args.batch_size, seed=args.seed),
-            "fused": FusedBareStep(kernels, args.books, args.hidden, args.batch_size, seed=args.seed)}
+    ours = full_scale._trainer(args, WRITEUP, data)
+    steps = {"writeup": full_scale._writeup_trainer(args, ours.fit), "ours_writeup_settings": ours,
+             "fused_writeup_settings": _fused_trainer(kernels, args, ours),
+             "bare_cd1": full_scale._bare_trainer(args, ours.fit), "fused_bare_cd1": _fused_bare_trainer(kernels, args, ours.fit)}
     seconds = {name: [] for name in STEPS}
     try:
-        for net in nets.values():
-            net.step()
         for round_ in range(args.rounds):
             log(f"round {round_ + 1} of {args.rounds} …")
-            for name, net in nets.items():
-                start = time.perf_counter()
-                for _ in range(args.steps):
-                    net.step()
-                seconds[name].append(time.perf_counter() - start)
+            for name in STEPS:
+                seconds[name].append(full_scale._timed(steps[name].epoch))
     finally:
-        for net in nets.values():
-            net.close()
-    return peak, seconds
+        for step in steps.values():
+            step.net.close()
+    return peak, seconds, ours.fit.shape[0], len(train.batch_slices(ours.fit.shape[0], args.batch_size))
 
 
-def rows_of(args, peak, seconds, difference):
-    """The table: the peak, the kernel's difference, each step's epoch (median and range over
-    the rounds), its GFLOP/s by the issue's count (6 · batch · books · hidden a step) and share
-    of the peak, and how much faster the kernel's epoch is."""
-    flop = 6.0 * args.batch_size * args.books * args.hidden * args.steps
+def rows_of(args, figures):
+    """The table from ``figures``: gemm_peak, the kernels' differences, and each step's epoch
+    (median and range over the rounds), its GFLOP/s by the issue's count (6 · readers · books
+    · hidden an epoch; the bare steps' readers: their batches, each a full one) and share of
+    the peak, and, but for the write-up's, how many times faster it is than the write-up's."""
 
     def row(name, value, unit, spread=("", "")):
         low, high = (float(f"{x:.6g}") if x != "" else "" for x in spread)
         return {"name": name, "value": float(f"{value:.6g}"), "low": low, "high": high, "unit": unit}
 
-    rows = [row("gemm_peak", peak, "GFLOP/s"), row("fused_largest_difference", difference, "relative")]
+    peak, seconds = figures["peak"], figures["seconds"]
+    rows = [row("gemm_peak", peak, "GFLOP/s"),
+            row("fused_bare_cd1_difference_from_numpy", figures["bare_difference"], "relative"),
+            row("fused_writeup_settings_difference_from_graph", figures["graph_difference"], "relative"),
+            row("fused_writeup_settings_error_difference", figures["error_difference"], "relative")]
+    writeup = statistics.median(seconds["writeup"])
     for name in STEPS:
+        readers = figures["batches"] * args.batch_size if name.endswith("bare_cd1") else figures["readers"]
+        flop = 6.0 * readers * figures["books"] * args.hidden
         times = seconds[name]
         median = statistics.median(times)
-        rows += [
-            row(f"{name}_epoch", median, "s", (min(times), max(times))),
-            row(f"{name}_gflops", flop / median / 1e9, "GFLOP/s", (flop / max(times) / 1e9, flop / min(times) / 1e9)),
-            row(f"{name}_share_of_peak", 100 * flop / median / 1e9 / peak, "%"),
-        ]
-    rows.append(row("fused_speedup", statistics.median(seconds["tensorflow"]) / statistics.median(seconds["fused"]), "x"))
+        rows += [row(f"{name}_epoch", median, "s", (min(times), max(times))),
+                 row(f"{name}_share_of_peak", 100 * flop / median / 1e9 / peak, "%",
+                     (100 * flop / max(times) / 1e9 / peak, 100 * flop / min(times) / 1e9 / peak))]
+        if name != "writeup":
+            rows.append(row(f"{name}_speedup_vs_writeup", writeup / median, "x"))
     return rows
 
 
 def run(args, log=print, kernels=None):
     """The bench; ``kernels``, the built library's ops, if it is loaded already (TensorFlow
     takes an op's first library only: a second one of the same ops would have none)."""
+    from bookrbm import train
+
+    args.folder = os.path.join(args.cache, f"users{args.users}-seed{args.seed}")
+    full_scale.make_stand_in(args.folder, args.users, args.seed, log=log)
+    full_scale.processed(args, log)
     if kernels is None:
         with tempfile.TemporaryDirectory() as folder:  # loaded, the library needs no file
             kernels = build(folder)
-    difference = largest_difference(kernels, min(args.books, 1003), args.hidden, args.batch_size, args.seed)
-    log(f"the kernel against NumPy after 3 steps: {difference:.1e} apart, relatively")
-    peak, seconds = measure(args, kernels, log)
-    rows = rows_of(args, peak, seconds, difference)
+    data = full_scale._stand_in(args)
+    fit, _, _ = train.trainer_users(data, "rating")
+    figures = {"books": data.n_books}
+    figures["bare_difference"] = largest_difference(kernels, min(data.n_books, 1003), args.hidden, args.batch_size, args.seed)
+    figures["graph_difference"], figures["error_difference"] = graph_difference(
+        kernels, fit, args.hidden, args.batch_size, args.seed)
+    log(f"the kernels after 3 steps: the bare step {figures['bare_difference']:.1e} from NumPy, the whole step"
+        f" {figures['graph_difference']:.1e} from our graph (errors {figures['error_difference']:.1e}), relatively")
+    figures["peak"], figures["seconds"], figures["readers"], figures["batches"] = measure(args, kernels, data, log)
+    rows = rows_of(args, figures)
     write_csv(args.out, rows, ["name", "value", "low", "high", "unit"])
     log("")
-    log(f"{args.books} books × {args.hidden} hidden units, batches of {args.batch_size}, {args.steps} steps an epoch,"
-        f" {args.rounds} rounds")
+    log(f"{figures['readers']} readers × {figures['books']} books, {args.hidden} hidden units, batches of"
+        f" {args.batch_size}, {args.rounds} rounds")
     width = max(len(r["name"]) for r in rows) + 2
     log(f"{'figure':<{width}}{'median':>12}{'range over the rounds':>24}  unit")
     for r in rows:

@@ -114,15 +114,6 @@ def _child(args, threads):
     return figures
 
 
-def _processed(args, log):
-    """The stand-in's processed.npz, made by preprocess.py unless it is newer than the stand-in."""
-    processed = os.path.join(args.folder, "processed.npz")
-    stamp = os.path.join(args.folder, "stand_in.json")
-    if not os.path.exists(processed) or os.path.getmtime(processed) < os.path.getmtime(stamp):
-        log("preprocess.py …")
-        full_scale.run_measured([sys.executable, "preprocess.py", "--data-dir", args.folder, "--out", processed])
-
-
 def rows_of(runs):
     """The table's rows from each count's figures (a list a round): each figure's median over
     the rounds for each count, then its ratio, 2 threads' speed over 1's."""
@@ -159,7 +150,7 @@ def rows_of(runs):
 def run(args, log=print):
     args.folder = os.path.join(args.cache, f"users{args.users}-seed{args.seed}")
     full_scale.make_stand_in(args.folder, args.users, args.seed, log=log)
-    _processed(args, log)
+    full_scale.processed(args, log)
     runs = {count: [] for count in COUNTS}
     for round_ in range(args.rounds):
         # each round in the other order, so that neither count always runs first

@@ -1,10 +1,12 @@
-"""The bare CD-1 step as one kernel of our own (bench/fused_step.cc, a prototype the trainer
-does not use): it does the step's maths, refuses shapes it cannot take, and its bench runs."""
+"""The CD-1 step as one kernel of our own (bench/fused_step.cc, a prototype the trainer does
+not use): the bare step and our trainer's whole step at the write-up's settings do the maths
+of their references, refuse what they cannot take, and the bench runs."""
 import os
 import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -56,10 +58,65 @@ def test_the_kernel_refuses_shapes_it_cannot_take(kernels, hidden, batch_size):
             fused.close()
 
 
+def test_the_whole_step_is_our_graphs_at_the_write_up_settings(kernels, sample):
+    """Three batches of real readers (rating / 5), the same start and draws: the parameters
+    and each batch's error as our trainer's graph makes them, to float32's rounding."""
+    from bookrbm import train
+
+    fit, _, _ = train.trainer_users(sample, "rating")
+    parameters, errors = fused_step.graph_difference(kernels, fit, 64, 100, seed=2)
+    assert parameters < 1e-6 and errors < 1e-5
+
+
+def test_the_whole_step_takes_the_last_short_batch_and_a_reader_with_no_books(kernels, sample):
+    from bookrbm import train
+    from bookrbm.graph import RBMGraph
+
+    fit, _, _ = train.trainer_users(sample, "rating")
+    batch = fit[:37].tolil()
+    batch[5] = 0  # a reader who listed nothing: no entries in the batch's row
+    batch = batch.tocsr()
+    batch.eliminate_zeros()
+    rng = np.random.default_rng(0)
+    start = (rng.normal(0, 0.1, (fit.shape[1], 64)).astype(np.float32), rng.normal(0, 1, fit.shape[1]).astype(np.float32),
+             np.zeros(64, np.float32))
+    noise = rng.random((37, 64), dtype=np.float32)
+    ours, fused = RBMGraph(*start, 0.6), fused_step.FusedStep(kernels, *start, 0.6)
+    try:
+        assert fused.train_batch(batch, noise) == pytest.approx(ours.train_batch(batch, hidden_noise=noise), rel=1e-5)
+        for got, expected in zip(fused.params(), ours.params()):
+            assert np.allclose(got, expected, rtol=0, atol=1e-6)
+    finally:
+        ours.close()
+        fused.close()
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda feed, f: feed.update({f.placeholders["books"]: feed[f.placeholders["books"]][::-1].copy()}),
+     "not in book order"),
+    (lambda feed, f: feed.update({f.placeholders["columns"]: feed[f.placeholders["columns"]] + 10**6}),
+     "outside the batch or the books"),
+    (lambda feed, f: feed.update({f.batch_size: 113}), "a batch of 1 to 112 readers"),
+])
+def test_the_whole_step_refuses_entries_it_cannot_take(kernels, change, message):
+    from bookrbm.graph import tf
+
+    rng = np.random.default_rng(0)
+    fused = fused_step.FusedStep(kernels, rng.normal(0, 0.1, (30, 64)).astype(np.float32), np.zeros(30, np.float32),
+                                 np.zeros(64, np.float32), 0.6)
+    try:
+        feed = fused.feed((rng.random((4, 30)) < 0.3).astype(np.float32))
+        change(feed, fused)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            fused.train_feed(feed)
+    finally:
+        fused.close()
+
+
 @pytest.mark.parametrize("options, message", [
     (["--hidden", "48"], "error: --hidden must be a multiple of 64, not 48"),
     (["--batch-size", "113"], "error: --batch-size must be at most 112, not 113"),
-    (["--steps", "0"], "error: --steps must be at least 1, not 0"),
+    (["--rounds", "0"], "error: --rounds must be at least 1, not 0"),
 ])
 def test_bad_options_are_one_line(options, message, tmp_path):
     done = subprocess.run([sys.executable, "bench/fused_step.py", *options, "--out", str(tmp_path / "f.csv")],
@@ -71,19 +128,25 @@ def test_bad_options_are_one_line(options, message, tmp_path):
 def test_smoke_run_prints_and_writes_its_table(kernels, tmp_path):
     lines = []
     out = tmp_path / "fused_step.csv"
-    args = fused_step.parse_args(["--books", "300", "--steps", "2", "--rounds", "2", "--gemm", "128", "--out", str(out)])
+    args = fused_step.parse_args(["--users", "300", "--rounds", "2", "--gemm", "128", "--cache", str(tmp_path / "cache"),
+                                  "--out", str(out)])
     rows = fused_step.run(args, log=lines.append, kernels=kernels)
     table = pd.read_csv(out)
-    assert list(table.name) == [
-        "gemm_peak", "fused_largest_difference",
-        "tensorflow_epoch", "tensorflow_gflops", "tensorflow_share_of_peak",
-        "fused_epoch", "fused_gflops", "fused_share_of_peak", "fused_speedup",
-    ] == [row["name"] for row in rows]
-    by_name = table.set_index("name").value
-    assert by_name.fused_largest_difference < 1e-6
+    assert list(table.name) == [row["name"] for row in rows]
+    by_name = table.set_index("name")
+    assert list(by_name.index[:4]) == ["gemm_peak", "fused_bare_cd1_difference_from_numpy",
+                                       "fused_writeup_settings_difference_from_graph",
+                                       "fused_writeup_settings_error_difference"]
+    assert by_name.value.iloc[1:4].max() < 1e-5
+    readers = int(lines[-len(rows) - 3].split()[0])  # "216 readers × 10000 books, ..."
     for step in fused_step.STEPS:
-        assert by_name[f"{step}_epoch"] > 0
-        # the count: 6 · batch · books · hidden a step, two steps an epoch
-        assert by_name[f"{step}_gflops"] == pytest.approx(6 * 100 * 300 * 64 * 2 / by_name[f"{step}_epoch"] / 1e9, rel=1e-4)
-    assert by_name.fused_speedup == pytest.approx(by_name.tensorflow_epoch / by_name.fused_epoch, rel=1e-4)
-    assert lines[0].startswith("the kernel against NumPy after 3 steps:") and lines[-1].startswith("wrote ")
+        epoch = by_name.loc[f"{step}_epoch"]
+        assert 0 < epoch.low <= epoch.value <= epoch.high
+        # the bare steps' readers: their batches, each a full one
+        counted = -(-readers // 100) * 100 if step.endswith("bare_cd1") else readers
+        share = 100 * 6 * counted * 10000 * 64 / epoch.value / 1e9 / by_name.value.gemm_peak
+        assert by_name.value[f"{step}_share_of_peak"] == pytest.approx(share, rel=1e-4)
+        if step != "writeup":
+            assert by_name.value[f"{step}_speedup_vs_writeup"] == pytest.approx(
+                by_name.value.writeup_epoch / epoch.value, rel=1e-4)
+    assert lines[-1].startswith("wrote ")
