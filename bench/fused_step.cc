@@ -57,6 +57,21 @@ __attribute__((always_inline)) inline v16 exp16(v16 x) {
 
 __attribute__((always_inline)) inline v16 sigmoid16(v16 x) { return 1.0f / (1.0f + exp16(-x)); }
 
+// One row x (width numbers) made σ(x + bias) · kept, in place: bias, a row of them or one
+// for all (row_bias); kept, a row or none. 16 at a time; the last few one by one.
+void sigmoid_row(float* x, int64_t width, const float* bias, float row_bias, const float* kept) {
+  int64_t k = 0;
+  for (; k + 16 <= width; k += 16) {
+    v16 v = sigmoid16(load(x + k) + (bias ? load(bias + k) : splat(row_bias)));
+    if (kept) v = v * load(kept + k);
+    store(x + k, v);
+  }
+  for (; k < width; ++k) {
+    const float v = 1.0f / (1.0f + std::exp(-(x[k] + (bias ? bias[k] : row_bias))));
+    x[k] = kept ? v * kept[k] : v;
+  }
+}
+
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
 
@@ -68,12 +83,24 @@ inline float total(v16 v) {
   return (b[0] + b[2]) + (b[1] + b[3]);
 }
 
+// The series units' push on the reconstruction: each book in a series gets its weight times
+// its series unit's samples, a row of units (a vector of the batch's readers each).
+struct Push {
+  const int32_t* series = nullptr;  // each book's series, -1 for none; none at all if null
+  const float* weights = nullptr;
+  const float* samples = nullptr;   // (n_series, padded batch)
+  int64_t padded = 0;
+  const float* of(int64_t book) const {
+    return series && series[book] >= 0 ? samples + int64_t(series[book]) * padded : nullptr;
+  }
+};
+
 // Books i..i+R of the reconstruction, book-major, each padded to 16·NB readers (the
-// padding 0): sigmoid(W h + b) from the hidden samples hᵀ (H, 16·NB); each book's sum over
+// padding 0): sigmoid(W h + b + push) from the hidden samples hᵀ (H, 16·NB); each book's sum over
 // the batch into sums, and the sum of their squares added to squares.
 template <int R, int NB>
-void visible_rows(const float* w, const float* ht, const float* vb, int64_t H, int64_t i, v16 kept, float* v1,
-                  float* sums, v16& squares) {
+void visible_rows(const float* w, const float* ht, const float* vb, const Push& push, int64_t H, int64_t i, v16 kept,
+                  float* v1, float* sums, v16& squares) {
   const int64_t Bp = 16 * NB;
   v16 acc[R][NB];
   for (int r = 0; r < R; ++r)
@@ -87,9 +114,13 @@ void visible_rows(const float* w, const float* ht, const float* vb, int64_t H, i
     }
   }
   for (int r = 0; r < R; ++r) {
+    const float* pushed = push.of(i + r);
+    const v16 by = splat(pushed ? push.weights[i + r] : 0.0f);
     v16 sum = v16{};
     for (int j = 0; j < NB; ++j) {
-      v16 v = sigmoid16(acc[r][j] + vb[i + r]);
+      v16 a = acc[r][j] + vb[i + r];
+      if (pushed) a = by * load(pushed + 16 * j) + a;
+      v16 v = sigmoid16(a);
       if (j == NB - 1) v = v * kept;
       store(v1 + (i + r) * Bp + 16 * j, v);
       sum += v;
@@ -184,7 +215,7 @@ class Passes {
   // v1 = σ(W h + b) and the hidden sums v1ᵀ W (``hidden_sums``); visit(book, Σ_b v1[book]) once
   // a book's row is made (its visible bias is not read again). The sum of v1's squares.
   template <typename Visit>
-  float reconstruct(OpKernelContext* c, const float* w, const float* vb, const Visit& visit) {
+  float reconstruct(OpKernelContext* c, const float* w, const float* vb, const Push& push, const Visit& visit) {
     float* ht = aligned(ht_);
     float* v1 = aligned(v1_);
     float* partials = aligned(partials_);
@@ -199,8 +230,8 @@ class Passes {
         for (int64_t at = i; at < i + eight; at += 3) {
           with_count<3>(int(std::min<int64_t>(3, i + eight - at)), [&](auto r) {
             with_count<7>(NB_, [&](auto nb) {
-              visible_rows<decltype(r)::value, decltype(nb)::value>(w, ht, vb, H_, at, kept_, v1, sums + (at - i),
-                                                                    square);
+              visible_rows<decltype(r)::value, decltype(nb)::value>(w, ht, vb, push, H_, at, kept_, v1,
+                                                                    sums + (at - i), square);
             });
           });
         }
@@ -212,13 +243,14 @@ class Passes {
     return squares[0] + squares[1];
   }
 
-  // h1 = σ(v1ᵀ W + c), (B, H), from the two halves' sums
-  const float* hidden(const float* hb) {
+  // h1 = σ(v1ᵀ W + c), (B, H), from the two halves' sums; times kept (B, H), if given
+  const float* hidden(const float* hb, const float* kept = nullptr) {
     const float* partials = aligned(partials_);
     float* h1 = aligned(h1_);
-    for (int64_t b = 0; b < B_; ++b)
-      for (int64_t k = 0; k < H_; ++k)
-        h1[b * H_ + k] = 1.0f / (1.0f + std::exp(-(partials[b * H_ + k] + partials[(B_ + b) * H_ + k] + hb[k])));
+    for (int64_t b = 0; b < B_; ++b) {
+      for (int64_t k = 0; k < H_; ++k) h1[b * H_ + k] = partials[b * H_ + k] + partials[(B_ + b) * H_ + k];
+      sigmoid_row(h1 + b * H_, H_, hb, 0.0f, kept ? kept + b * H_ : nullptr);
+    }
     return h1;
   }
 
@@ -249,26 +281,33 @@ class Passes {
   std::vector<float> ht_, v1_, partials_, h1_;
 };
 
-// The parameters an op keeps from its first call on, and their copies as its outputs.
+// The parameters an op keeps from its first call on (its inputs first.., in turn), and their
+// copies as its outputs.
 struct Parameters {
-  std::vector<float> w, vb, hb;
+  std::vector<std::vector<float>> kept;
+  std::vector<TensorShape> shapes;
 
-  void keep(const Tensor& weights, const Tensor& visible_bias, const Tensor& hidden_bias) {
-    if (!w.empty()) return;
-    w.assign(weights.flat<float>().data(), weights.flat<float>().data() + weights.NumElements());
-    vb.assign(visible_bias.flat<float>().data(), visible_bias.flat<float>().data() + visible_bias.NumElements());
-    hb.assign(hidden_bias.flat<float>().data(), hidden_bias.flat<float>().data() + hidden_bias.NumElements());
+  void keep(OpKernelContext* c, int first, int count) {
+    if (!kept.empty()) return;
+    for (int j = first; j < first + count; ++j) {
+      const Tensor& given = c->input(j);
+      kept.emplace_back(given.flat<float>().data(), given.flat<float>().data() + given.NumElements());
+      shapes.push_back(given.shape());
+    }
+  }
+  float* operator[](int j) { return kept[j].data(); }
+  bool same_shapes(OpKernelContext* c, int first) const {
+    for (size_t j = 0; j < kept.size(); ++j)
+      if (c->input(first + j).shape() != shapes[j]) return false;
+    return true;
   }
 
-  // outputs first.. first+2: the parameters when fetch, else empty tensors
+  // outputs first..: the parameters when fetch, else empty tensors
   void output(OpKernelContext* c, int first, bool fetch) {
-    const std::vector<float>* kept[3] = {&w, &vb, &hb};
-    const int64_t n = vb.size(), H = hb.size();
-    const TensorShape shapes[3] = {TensorShape({n, H}), TensorShape({n}), TensorShape({H})};
-    for (int j = 0; j < 3; ++j) {
+    for (size_t j = 0; j < kept.size(); ++j) {
       Tensor* out = nullptr;
       OP_REQUIRES_OK(c, c->allocate_output(first + j, fetch ? shapes[j] : TensorShape({0}), &out));
-      if (fetch) std::memcpy(out->flat<float>().data(), kept[j]->data(), sizeof(float) * kept[j]->size());
+      if (fetch) std::memcpy(out->flat<float>().data(), kept[j].data(), sizeof(float) * kept[j].size());
     }
   }
 };
@@ -317,10 +356,9 @@ class FusedBareStep : public OpKernel {
                        sample.dim_size(1) == c->input(0).dim_size(1) && sample.dim_size(0) >= 1 &&
                        sample.dim_size(0) <= Passes::kMaxBatch,
                 errors::InvalidArgument("hidden units a multiple of 64 and a batch of 1 to 112 readers"));
-    params_.keep(c->input(0), c->input(1), c->input(2));
-    const int64_t n = params_.vb.size(), H = params_.hb.size(), B = sample.dim_size(0);
-    OP_REQUIRES(c, c->input(0).dim_size(0) == n && c->input(0).dim_size(1) == H,
-                errors::InvalidArgument("weights of another shape than the first call's"));
+    params_.keep(c, 0, 3);
+    OP_REQUIRES(c, params_.same_shapes(c, 0), errors::InvalidArgument("parameters of other shapes than the first call's"));
+    const int64_t n = params_.shapes[0].dim_size(0), H = params_.shapes[0].dim_size(1), B = sample.dim_size(0);
     const float rate = c->input(4).scalar<float>()();
     passes_.start(n, H, B);
     float* ht = passes_.ht();
@@ -328,16 +366,16 @@ class FusedBareStep : public OpKernel {
     const float* s = sample.flat<float>().data();
     for (int64_t b = 0; b < B; ++b)
       for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = s[b * H + k];
-    float* vb = params_.vb.data();
-    passes_.reconstruct(c, params_.w.data(), vb, [&](int64_t i, float sum) { vb[i] -= rate * sum; });
-    const float* h1 = passes_.hidden(params_.hb.data());
+    float *w = params_[0], *vb = params_[1], *hb = params_[2];
+    passes_.reconstruct(c, w, vb, Push{}, [&](int64_t i, float sum) { vb[i] -= rate * sum; });
+    const float* h1 = passes_.hidden(hb);
     for (int64_t k = 0; k < H; ++k) {
       float sum = 0.0f;
       for (int64_t b = 0; b < B; ++b) sum += h1[b * H + k];
-      params_.hb[k] -= rate * sum;
+      hb[k] -= rate * sum;
     }
     const v16 minus_rate = splat(-rate);
-    passes_.update(c, params_.w.data(), [&](int64_t, int64_t, v16 w, v16 model) { return minus_rate * model + w; });
+    passes_.update(c, w, [&](int64_t, int64_t, v16 weights, v16 model) { return minus_rate * model + weights; });
     params_.output(c, 0, c->input(5).scalar<bool>()());
   }
 
@@ -349,102 +387,153 @@ class FusedBareStep : public OpKernel {
 REGISTER_KERNEL_BUILDER(Name("RbmFusedBareStep").Device(DEVICE_CPU), FusedBareStep);
 
 REGISTER_OP("RbmFusedStep")
+    .Attr("momentum: float").Attr("weight_decay: float").Attr("series_step: float")
     .Input("weights: float").Input("visible_bias: float").Input("hidden_bias: float")
+    .Input("series_weights: float").Input("series_bias: float").Input("series: int32")
     .Input("rows: int32").Input("columns: int32").Input("values: float")
     .Input("readers: int32").Input("books: int32").Input("values_by_column: float")
-    .Input("batch_size: int32").Input("hidden_noise: float").Input("learning_rate: float")
+    .Input("batch_size: int32").Input("hidden_noise: float").Input("hidden_kept: float")
+    .Input("series_noise: float").Input("series_kept: float").Input("learning_rate: float")
     .Input("train: bool").Input("fetch: bool")
     .Output("error: float")
     .Output("weights_now: float").Output("visible_bias_now: float").Output("hidden_bias_now: float")
+    .Output("series_weights_now: float").Output("series_bias_now: float")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->Scalar());
-      for (int j = 1; j < 4; ++j) c->set_output(j, c->UnknownShape());
+      for (int j = 1; j < 6; ++j) c->set_output(j, c->UnknownShape());
       return OkStatus();
     });
 
-// Our trainer's CD-1 step at the write-up's settings (bookrbm/graph.py's RBMGraph with the
-// rating input, no momentum, weight decay, dropout or series units) in one call, from a
-// batch's stored entries in row order and in column order (books ascending), as the
-// trainer's graph takes them, and the uniform draws that sample the hidden units:
-//   h0 = σ(v0 W + c), h ~ h0, v1 = σ(h Wᵀ + b), h1 = σ(v1 W + c),
-//   W += rate (v0ᵀ h0 - v1ᵀ h1) / B, b += rate Σ (v0 - v1) / B, c += rate Σ (h0 - h1) / B.
-// Returns the batch's reconstruction error (its mean squared error over readers × books);
+// Our trainer's CD-1 step (bookrbm/graph.py's RBMGraph with one Gibbs step and the
+// reconstruction's probabilities) in one call, from a batch's stored entries in row order
+// and in column order (books ascending), as the trainer's graph takes them, and its draws:
+// the uniform draws that sample the hidden and the series units and the dropout masks
+// (1 kept, 0 dropped; all 1 without dropout).
+//   h0 = σ(v0 W + c) · kept, g0 = σ(v0 S + d) · series_kept, h ~ h0, g ~ g0,
+//   v1 = σ(h Wᵀ + b + g Sᵀ), h1 = σ(v1 W + c) · kept, g1 = σ(v1 S + d) · series_kept,
+// where S holds each book's series weight at its series' unit (none for a book in no
+// series, and no units at all when there are no series); then each parameter moves by
+// learning_rate times its gradient, (data - model) / B (the weights' less weight_decay · W;
+// the series units' times series_step), through a velocity when momentum is not 0
+// (velocity = momentum · velocity + learning_rate · gradient; parameter += velocity).
+// Returns the batch's reconstruction error (its mean squared error over readers × books),
 // and the parameters when fetch is true, else empty tensors. With train false it does no
 // step (the error is NaN): a way to fetch the parameters.
 class FusedStep : public OpKernel {
  public:
-  explicit FusedStep(OpKernelConstruction* c) : OpKernel(c) {}
+  explicit FusedStep(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("momentum", &momentum_));
+    OP_REQUIRES_OK(c, c->GetAttr("weight_decay", &decay_));
+    OP_REQUIRES_OK(c, c->GetAttr("series_step", &series_step_));
+  }
 
   void Compute(OpKernelContext* c) override {
     mutex_lock lock(mu_);
-    OP_REQUIRES(c, parameters_agree(c->input(0), c->input(1), c->input(2)),
-                errors::InvalidArgument("weights (books, hidden) with hidden units a multiple of 64, and their biases"));
-    params_.keep(c->input(0), c->input(1), c->input(2));
-    const int64_t n = params_.vb.size(), H = params_.hb.size();
-    OP_REQUIRES(c, c->input(0).dim_size(0) == n && c->input(0).dim_size(1) == H,
-                errors::InvalidArgument("weights of another shape than the first call's"));
+    const Tensor &weights = c->input(0), &series = c->input(5);
+    OP_REQUIRES(c, weights.dims() == 2 && weights.dim_size(0) > 0 && weights.dim_size(1) > 0 &&
+                       weights.dim_size(1) % 64 == 0 && c->input(1).NumElements() == weights.dim_size(0) &&
+                       c->input(2).NumElements() == weights.dim_size(1) &&
+                       c->input(3).NumElements() == weights.dim_size(0) && series.NumElements() == weights.dim_size(0),
+                errors::InvalidArgument("weights (books, hidden) with hidden units a multiple of 64, their biases, and"
+                                        " each book's series weight and series"));
+    OP_REQUIRES(c, all_below_or_none(series.flat<int32>(), c->input(4).NumElements()),
+                errors::InvalidArgument("a book's series outside the series biases"));
+    params_.keep(c, 0, 5);
+    OP_REQUIRES(c, params_.same_shapes(c, 0), errors::InvalidArgument("parameters of other shapes than the first call's"));
+    if (velocities_.empty() && momentum_ != 0.0f)
+      for (const auto& kept : params_.kept) velocities_.emplace_back(kept.size() + 16, 0.0f);
     float error = std::numeric_limits<float>::quiet_NaN();
-    if (c->input(12).scalar<bool>()()) {
+    if (c->input(18).scalar<bool>()()) {
       step(c, &error);
       if (!c->status().ok()) return;
     }
     Tensor* out = nullptr;
     OP_REQUIRES_OK(c, c->allocate_output(0, TensorShape({}), &out));
     out->scalar<float>()() = error;
-    params_.output(c, 1, c->input(13).scalar<bool>()());
+    params_.output(c, 1, c->input(19).scalar<bool>()());
   }
 
  private:
+  static bool all_below_or_none(const TTypes<int32>::ConstFlat& series, int64_t count) {
+    for (int64_t j = 0; j < series.size(); ++j)
+      if (series(j) < -1 || series(j) >= count) return false;
+    return true;
+  }
+
+  // parameter j's element at moves by learning_rate · gradient (through its velocity)
+  void move(int j, int64_t at, float gradient) {
+    if (momentum_ == 0.0f) {
+      params_[j][at] += rate_ * gradient;
+    } else {
+      float& velocity = velocities_[j][at];
+      velocity = momentum_ * velocity + rate_ * gradient;
+      params_[j][at] += velocity;
+    }
+  }
+
   void step(OpKernelContext* c, float* error) {
-    auto rows = c->input(3).flat<int32>();
-    auto columns = c->input(4).flat<int32>();
-    auto values = c->input(5).flat<float>();
-    auto readers = c->input(6).flat<int32>();
-    auto books = c->input(7).flat<int32>();
-    auto by_column = c->input(8).flat<float>();
-    const int64_t n = params_.vb.size(), H = params_.hb.size(), B = c->input(9).scalar<int32>()();
-    const Tensor& noise = c->input(10);
-    const float rate = c->input(11).scalar<float>()();
-    OP_REQUIRES(c, B >= 1 && B <= Passes::kMaxBatch && noise.dims() == 2 && noise.dim_size(0) == B &&
-                       noise.dim_size(1) == H,
-                errors::InvalidArgument("a batch of 1 to 112 readers, and a draw for each of their hidden units"));
+    auto rows = c->input(6).flat<int32>();
+    auto columns = c->input(7).flat<int32>();
+    auto values = c->input(8).flat<float>();
+    auto readers = c->input(9).flat<int32>();
+    auto books = c->input(10).flat<int32>();
+    auto by_column = c->input(11).flat<float>();
+    const int64_t n = params_.shapes[0].dim_size(0), H = params_.shapes[0].dim_size(1);
+    const int64_t S = params_.shapes[4].num_elements(), B = c->input(12).scalar<int32>()();
+    const Tensor &noise = c->input(13), &kept = c->input(14), &series_noise = c->input(15), &series_kept = c->input(16);
+    rate_ = c->input(17).scalar<float>()();
+    auto is = [](const Tensor& t, int64_t rows, int64_t columns) {
+      return t.dims() == 2 && t.dim_size(0) == rows && t.dim_size(1) == columns;
+    };
+    OP_REQUIRES(c, B >= 1 && B <= Passes::kMaxBatch && is(noise, B, H) && is(kept, B, H) && is(series_noise, B, S) &&
+                       is(series_kept, B, S),
+                errors::InvalidArgument("a batch of 1 to 112 readers, and a draw and a mask for each of their hidden"
+                                        " and series units"));
     OP_REQUIRES(c, columns.size() == rows.size() && values.size() == rows.size() && readers.size() == rows.size() &&
                        books.size() == rows.size() && by_column.size() == rows.size(),
                 errors::InvalidArgument("the entries' indices and values in both orders, as many of each"));
     OP_REQUIRES(c, all_below(rows, B) && all_below(readers, B) && all_below(columns, n) && all_below(books, n),
                 errors::InvalidArgument("an entry outside the batch or the books"));
     OP_REQUIRES(c, ascending(books), errors::InvalidArgument("entries in column order not in book order"));
-    float* w = params_.w.data();
-    float* vb = params_.vb.data();
-    float* hb = params_.hb.data();
+    float *w = params_[0], *vb = params_[1], *hb = params_[2], *sw = params_[3], *sb = params_[4];
+    const int32_t* series = c->input(5).flat<int32>().data();
+    const float *u = noise.flat<float>().data(), *on = kept.flat<float>().data();
+    const float *series_u = series_noise.flat<float>().data(), *series_on = series_kept.flat<float>().data();
     // each book's first entry in column order
     first_.assign(n + 1, 0);
     for (int64_t j = 0; j < books.size(); ++j) ++first_[books(j) + 1];
     for (int64_t i = 0; i < n; ++i) first_[i + 1] += first_[i];
-    // h0 = σ(v0 W + c) from the entries, and the samples' transpose
+    // h0 and g0 from the entries, and their samples: h's transpose, g's series-major
     h0_.assign(B * H, 0.0f);
+    g0_.assign(B * S, 0.0f);
     for (int64_t j = 0; j < rows.size(); ++j) {
       float* sum = h0_.data() + int64_t(rows(j)) * H;
       const float* row = w + int64_t(columns(j)) * H;
       const float value = values(j);
       for (int64_t k = 0; k < H; ++k) sum[k] += value * row[k];
+      const int32_t unit = series[columns(j)];
+      if (unit >= 0) g0_[rows(j) * S + unit] += value * sw[columns(j)];
     }
     passes_.start(n, H, B);
     float* ht = passes_.ht();
     const int64_t Bp = passes_.padded();
-    const float* u = noise.flat<float>().data();
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t k = 0; k < H; ++k) {
-        float& h = h0_[b * H + k];
-        h = 1.0f / (1.0f + std::exp(-(h + hb[k])));
-        ht[k * Bp + b] = u[b * H + k] < h ? 1.0f : 0.0f;
-      }
-    const float scale = rate / float(B);
-    const float squares = passes_.reconstruct(c, w, vb, [&](int64_t i, float sum) {
+    for (int64_t b = 0; b < B; ++b) {
+      sigmoid_row(h0_.data() + b * H, H, hb, 0.0f, on + b * H);
+      for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = u[b * H + k] < h0_[b * H + k] ? 1.0f : 0.0f;
+    }
+    gs_.assign(S * Bp + 16, 0.0f);
+    float* gs = aligned(gs_);
+    for (int64_t b = 0; b < B; ++b) {
+      sigmoid_row(g0_.data() + b * S, S, sb, 0.0f, series_on + b * S);
+      for (int64_t s = 0; s < S; ++s) gs[s * Bp + b] = series_u[b * S + s] < g0_[b * S + s] ? 1.0f : 0.0f;
+    }
+    const Push push{S ? series : nullptr, sw, gs, Bp};
+    const float size = float(B);
+    const float squares = passes_.reconstruct(c, w, vb, push, [&](int64_t i, float sum) {
       float data = 0.0f;
       for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column(j);
-      vb[i] += scale * (data - sum);
+      move(1, i, (data - sum) / size);
     });
     // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of v1²
     const float* v1 = passes_.v1();
@@ -454,27 +543,65 @@ class FusedStep : public OpKernel {
       at_entries += (values(j) - model) * (values(j) - model) - model * model;
     }
     *error = (squares + at_entries) / float(B * n);
-    const float* h1 = passes_.hidden(hb);
+    const float* h1 = passes_.hidden(hb, on);
+    // g1 = σ(v1 S + d) · series_kept, series-major (S, padded batch)
+    g1_.assign(S * Bp + 16, 0.0f);
+    float* g1 = aligned(g1_);
+    for (int64_t i = 0; i < n && S; ++i)
+      if (series[i] >= 0) {
+        float* sum = g1 + int64_t(series[i]) * Bp;
+        for (int64_t b = 0; b < Bp; b += 16) store(sum + b, splat(sw[i]) * load(v1 + i * Bp + b) + load(sum + b));
+      }
+    for (int64_t s = 0; s < S; ++s) {
+      sigmoid_row(g1 + s * Bp, Bp, nullptr, sb[s], nullptr);
+      for (int64_t b = 0; b < B; ++b) g1[s * Bp + b] *= series_on[b * S + s];
+    }
     for (int64_t k = 0; k < H; ++k) {
       float sum = 0.0f;
       for (int64_t b = 0; b < B; ++b) sum += h0_[b * H + k] - h1[b * H + k];
-      hb[k] += scale * sum;
+      move(2, k, sum / size);
     }
-    // W += scale (v0ᵀ h0 - v1ᵀ h1): each book's data statistics from its entries in column order
+    for (int64_t s = 0; s < S; ++s) {
+      float sum = 0.0f;
+      for (int64_t b = 0; b < B; ++b) sum += g0_[b * S + s] - g1[s * Bp + b];
+      move(4, s, series_step_ * (sum / size));
+    }
+    // the series weights: v0 g0 at the book's own unit, less v1 g1 there (0 for a book in no series)
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t unit = series[i];
+      float data = 0.0f, model = 0.0f;
+      if (unit >= 0) {
+        for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column(j) * g0_[readers(j) * S + unit];
+        v16 sum = v16{};  // the padding's v1 is 0
+        for (int64_t b = 0; b < Bp; b += 16) sum = load(v1 + i * Bp + b) * load(g1 + unit * Bp + b) + sum;
+        model = total(sum);
+      }
+      if (momentum_ != 0.0f || unit >= 0) move(3, i, series_step_ * ((data - model) / size));
+    }
+    // the weights: (v0ᵀ h0 - v1ᵀ h1) / B - decay · W, each book's data statistics from its
+    // entries in column order
     const float* h0 = h0_.data();
-    const v16 by = splat(scale);
+    const v16 inverse = splat(1.0f / size), decay = splat(decay_), rate = splat(rate_), momentum = splat(momentum_);
+    float* velocity = momentum_ != 0.0f ? velocities_[0].data() : nullptr;
     passes_.update(c, w, [&](int64_t i, int64_t offset, v16 weights, v16 model) {
       v16 data = v16{};
       for (int64_t j = first_[i]; j < first_[i + 1]; ++j)
         data = splat(by_column(j)) * load(h0 + int64_t(readers(j)) * H + offset) + data;
-      return by * (data - model) + weights;
+      const v16 gradient = (data - model) * inverse - decay * weights;
+      if (!velocity) return rate * gradient + weights;
+      float* at = velocity + i * H + offset;
+      const v16 moved = momentum * load(at) + rate * gradient;
+      store(at, moved);
+      return weights + moved;
     });
   }
 
+  float momentum_ = 0.0f, decay_ = 0.0f, series_step_ = 1.0f, rate_ = 0.0f;
   mutex mu_;
   Parameters params_;
   Passes passes_;
+  std::vector<std::vector<float>> velocities_;
   std::vector<int64_t> first_;
-  std::vector<float> h0_;
+  std::vector<float> h0_, g0_, gs_, g1_;
 };
 REGISTER_KERNEL_BUILDER(Name("RbmFusedStep").Device(DEVICE_CPU), FusedStep);

@@ -40,7 +40,10 @@ from bookrbm.errors import InputError, check_range, cli, option  # noqa: E402
 
 SOURCE = os.path.join(BENCH, "fused_step.cc")
 MAX_BATCH = 112  # the kernels': seven vectors of 16 readers a book
-STEPS = ("writeup", "ours_writeup_settings", "fused_writeup_settings", "bare_cd1", "fused_bare_cd1")
+STEPS = ("writeup", "ours", "fused", "ours_writeup_settings", "fused_writeup_settings", "bare_cd1", "fused_bare_cd1")
+# the kernels' largest differences from their references (``run``)
+DIFFERENCES = ("bare_cd1_from_numpy", "defaults_from_graph", "defaults_errors_from_graph", "writeup_settings_from_graph",
+               "writeup_settings_errors_from_graph")
 
 
 def parse_args(argv):
@@ -100,34 +103,67 @@ class FusedBareStep:
 
 
 class FusedStep:
-    """Our trainer's step at the write-up's settings (``RBMGraph`` with the rating input and a
-    plain update) as the kernel's one op, with RBMGraph's ``feed``, ``train_feed``,
-    ``train_batch`` and ``params``, so that ``train.run_epoch`` runs its epochs as it runs
-    the trainer's. The hidden units' draws are the graph's own (seeded), or fed."""
+    """Our trainer's step (``RBMGraph``, one Gibbs step, no visible samples) as the kernel's
+    one op, with RBMGraph's ``feed``, ``train_feed``, ``train_batch`` and ``params``, so that
+    ``train.run_epoch`` runs its epochs as it runs the trainer's. ``params`` as the graph's
+    (weights, visible bias, hidden bias[, series weights, series biases]); ``series`` each
+    book's series (-1 for none), or None. Its draws are the graph's own ops with the graph's
+    seeds, so that from the same start a step draws what the trainer's would; the hidden and
+    series units' and the series units' dropout can be fed, as the graph's can."""
 
-    def __init__(self, kernels, weights, visible_bias, hidden_bias, learning_rate, seed=0):
+    def __init__(self, kernels, params, learning_rate, seed=0, momentum=0.0, weight_decay=0.0, hidden_keep=1.0,
+                 series=None, series_step=1.0, series_keep=1.0):
         from bookrbm.graph import tf, tf1
 
-        n_hidden = weights.shape[1]
+        weights = params[0]
+        n_visible, n_hidden = weights.shape
+        self.has_series = series is not None
+        if self.has_series:
+            series_weights, series_bias = params[3], params[4]
+        else:
+            series, series_weights, series_bias = np.full(n_visible, -1), np.zeros(n_visible, np.float32), np.zeros(0, np.float32)
+        n_series = len(series_bias)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf1.set_random_seed(seed)
             indices = {name: tf1.placeholder(tf.int32, [None], name=name) for name in ("rows", "columns", "readers", "books")}
             values = {name: tf1.placeholder(tf.float32, [None], name=name) for name in ("values", "values_by_column")}
-            self.batch_size = tf1.placeholder(tf.int32, [], name="batch_size")
+            self.batch_size = batch = tf1.placeholder(tf.int32, [], name="batch_size")
             self.placeholders = {**indices, **values}
-            self.hidden_noise = tf1.placeholder_with_default(
-                tf.random.uniform([self.batch_size, n_hidden], seed=seed), [None, n_hidden], name="hidden_noise"
+
+            def drawn(units, op_seed, keep=None):
+                uniform = tf.random.uniform([batch, units], seed=op_seed)
+                return uniform if keep is None else tf.cast(uniform < keep, tf.float32)
+
+            # the same draws as RBMGraph's: the same shapes and seeds
+            self.hidden_noise = tf1.placeholder_with_default(drawn(n_hidden, seed), [None, n_hidden])
+            hidden_kept = drawn(n_hidden, seed + 7, hidden_keep) if hidden_keep < 1.0 else tf.ones([batch, n_hidden])
+            self.series_noise = tf1.placeholder_with_default(drawn(n_series, seed + 3), [None, n_series])
+            self.series_kept = tf1.placeholder_with_default(
+                drawn(n_series, seed + 11, series_keep) if series_keep < 1.0 else tf.ones([batch, n_series]), [None, n_series]
             )
             self.train = tf1.placeholder_with_default(True, [])
             self.fetch = tf1.placeholder_with_default(False, [])
             self.error, *self.outputs = kernels.rbm_fused_step(
-                weights, visible_bias, hidden_bias, indices["rows"], indices["columns"], values["values"],
-                indices["readers"], indices["books"], values["values_by_column"], self.batch_size,
-                self.hidden_noise, np.float32(learning_rate), self.train, self.fetch,
+                weights, params[1], params[2], series_weights, series_bias, np.asarray(series, np.int32),
+                indices["rows"], indices["columns"], values["values"], indices["readers"], indices["books"],
+                values["values_by_column"], batch, self.hidden_noise, hidden_kept, self.series_noise, self.series_kept,
+                np.float32(learning_rate), self.train, self.fetch,
+                momentum=momentum, weight_decay=weight_decay, series_step=series_step,
             )
         self.session = tf1.Session(graph=self.graph)
-        self.nothing = self.feed(np.zeros((1, weights.shape[0]), np.float32))
+        self.nothing = self.feed(np.zeros((1, n_visible), np.float32))
+
+    @classmethod
+    def like(cls, kernels, trained, seed):
+        """The kernel's step from where ``trained`` (``full_scale._trainer``'s) is now, with its
+        settings and series units."""
+        from bookrbm import series
+
+        settings = trained.settings
+        return cls(kernels, trained.net.params(), settings["learning_rate"], seed=seed, momentum=settings["momentum"],
+                   weight_decay=settings["weight_decay"], hidden_keep=settings["hidden_keep"], series=trained.series,
+                   series_step=series.STEP_FACTOR, series_keep=settings["series_keep"])
 
     def feed(self, batch):
         """The placeholders' values for a batch (dense or CSR, (batch, books))."""
@@ -139,16 +175,20 @@ class FusedStep:
         given = entries(batch)
         return {**{self.placeholders[name]: given[name] for name in self.placeholders}, self.batch_size: batch.shape[0]}
 
-    def train_feed(self, feed, hidden_noise=None):
-        if hidden_noise is not None:
-            feed = {**feed, self.hidden_noise: hidden_noise}
+    def train_feed(self, feed, hidden_noise=None, series_noise=None, series_kept=None):
+        feed = dict(feed)
+        for placeholder, value in ((self.hidden_noise, hidden_noise), (self.series_noise, series_noise),
+                                   (self.series_kept, series_kept)):
+            if value is not None:
+                feed[placeholder] = value
         return float(self.session.run(self.error, feed))
 
-    def train_batch(self, batch, hidden_noise=None):
-        return self.train_feed(self.feed(batch), hidden_noise)
+    def train_batch(self, batch, hidden_noise=None, series_noise=None, series_kept=None):
+        return self.train_feed(self.feed(batch), hidden_noise, series_noise, series_kept)
 
     def params(self):
-        return self.session.run(self.outputs, {**self.nothing, self.train: False, self.fetch: True})
+        params = self.session.run(self.outputs, {**self.nothing, self.train: False, self.fetch: True})
+        return params if self.has_series else params[:3]
 
     def close(self):
         self.session.close()
@@ -179,44 +219,50 @@ def largest_difference(kernels, books, hidden, batch_size, seed, steps=3):
     return max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected)) / scale
 
 
-def graph_difference(kernels, fit, hidden, batch_size, seed, steps=3):
-    """The whole step's kernel against our trainer's graph at the write-up's settings, from
-    the same start, on the first ``steps`` batches of ``fit`` (readers × books CSR, rating /
-    5) with the same draws: the largest difference of the parameters after them, relative to
-    the largest parameter, and of the batches' errors, relative to each."""
-    from bookrbm.graph import RBMGraph
-    from bookrbm.settings import WRITEUP
+def graph_difference(kernels, data, preset, hidden, batch_size, seed, steps=3):
+    """The whole step's kernel against our trainer's graph with ``preset``'s settings (the
+    trainer's start, input and series units), on the first ``steps`` batches of the fit
+    readers with the same draws (the hidden and series units' fed; the dropout's the same
+    seeded ops): the largest difference of the parameters after them, relative to the
+    largest of each, and of the batches' errors, relative to each."""
+    from bookrbm import train
 
+    args = SimpleNamespace(hidden=hidden, batch_size=batch_size, seed=seed)
+    ours = full_scale._trainer(args, preset, data)
+    fused = FusedStep.like(kernels, ours, seed)
     rng = np.random.default_rng(seed)
-    start = (rng.normal(0, 0.01, (fit.shape[1], hidden)).astype(np.float32), np.zeros(fit.shape[1], np.float32),
-             np.zeros(hidden, np.float32))
-    ours = RBMGraph(*start, WRITEUP["learning_rate"], seed=seed)
-    fused = FusedStep(kernels, *start, WRITEUP["learning_rate"], seed=seed)
+    n_series = 0 if ours.series is None else int(ours.series.max()) + 1
     error_gap = 0.0
     try:
-        for first in range(0, steps * batch_size, batch_size):
-            batch = fit[first : first + batch_size]
-            noise = rng.random((batch.shape[0], hidden), dtype=np.float32)
-            theirs, mine = ours.train_batch(batch, hidden_noise=noise), fused.train_batch(batch, hidden_noise=noise)
+        for batch in train.batch_slices(ours.fit.shape[0], batch_size)[:steps]:
+            batch = ours.fit[batch]
+            draws = {"hidden_noise": rng.random((batch.shape[0], hidden), dtype=np.float32)}
+            if n_series:
+                draws["series_noise"] = rng.random((batch.shape[0], n_series), dtype=np.float32)
+                draws["series_kept"] = (rng.random((batch.shape[0], n_series)) < preset["series_keep"]).astype(np.float32)
+            theirs, mine = ours.net.train_batch(batch, **draws), fused.train_batch(batch, **draws)
             error_gap = max(error_gap, abs(mine - theirs) / theirs)
-        expected, got = ours.params(), fused.params()
+        expected, got = ours.net.params(), fused.params()
     finally:
-        ours.close()
+        ours.net.close()
         fused.close()
-    scale = max(float(np.max(np.abs(e))) for e in expected)
-    return max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected)) / scale, error_gap
+    gap = max(float(np.max(np.abs(g - e)) / max(np.max(np.abs(e)), 1e-30)) for g, e in zip(got, expected))
+    return gap, error_gap
 
 
 def _fused_trainer(kernels, args, ours):
-    """The whole step's kernel from the same start as ``ours`` (``full_scale._trainer`` at the
-    write-up's settings), and ``epoch()``: one epoch by ``train.run_epoch``, as ours runs it."""
+    """The whole step's kernel from the same start and with the same settings as ``ours``
+    (``full_scale._trainer``'s), and ``epoch()``: one epoch by ``train.run_epoch``, as ours
+    runs it (its short lists too)."""
     from bookrbm import train
 
-    net = FusedStep(kernels, *ours.net.params()[:3], ours.settings["learning_rate"], seed=args.seed)
+    net = FusedStep.like(kernels, ours, args.seed)
     rng = np.random.default_rng(args.seed)
+    settings = ours.settings
 
     def epoch():
-        train.run_epoch(net, ours.fit, rng, args.batch_size, progress=False)
+        train.run_epoch(net, ours.fit, rng, args.batch_size, progress=False, short_lists=settings["short_lists"],
+                        short_list_books=settings["short_list_books"])
 
     return SimpleNamespace(net=net, epoch=epoch)
 
@@ -240,12 +286,14 @@ def measure(args, kernels, data, log=print):
     """The GEMM peak, each step's epoch seconds (a list over the rounds, alternated), and the
     readers and batches of an epoch."""
     from bookrbm import train
-    from bookrbm.settings import WRITEUP
+    from bookrbm.settings import DEFAULTS, WRITEUP
 
     peak = full_scale.measure_gemm(args)["tensorflow"]
-    ours = full_scale._trainer(args, WRITEUP, data)
-    steps = {"writeup": full_scale._writeup_trainer(args, ours.fit), "ours_writeup_settings": ours,
-             "fused_writeup_settings": _fused_trainer(kernels, args, ours),
+    ours, at_writeup_settings = full_scale._trainer(args, DEFAULTS, data), full_scale._trainer(args, WRITEUP, data)
+    steps = {"writeup": full_scale._writeup_trainer(args, at_writeup_settings.fit),
+             "ours": ours, "fused": _fused_trainer(kernels, args, ours),
+             "ours_writeup_settings": at_writeup_settings,
+             "fused_writeup_settings": _fused_trainer(kernels, args, at_writeup_settings),
              "bare_cd1": full_scale._bare_trainer(args, ours.fit), "fused_bare_cd1": _fused_bare_trainer(kernels, args, ours.fit)}
     seconds = {name: [] for name in STEPS}
     try:
@@ -260,20 +308,19 @@ def measure(args, kernels, data, log=print):
 
 
 def rows_of(args, figures):
-    """The table from ``figures``: gemm_peak, the kernels' differences, and each step's epoch
-    (median and range over the rounds), its GFLOP/s by the issue's count (6 · readers · books
-    · hidden an epoch; the bare steps' readers: their batches, each a full one) and share of
-    the peak, and, but for the write-up's, how many times faster it is than the write-up's."""
+    """The table from ``figures``: gemm_peak, the kernels' differences from their references,
+    and each step's epoch (median and range over the rounds), its share of the peak by the
+    issue's count (6 · readers · books · hidden an epoch; the bare steps' readers: their
+    batches, each a full one), and, but for the write-up's, how many times faster it is than
+    the write-up's."""
 
     def row(name, value, unit, spread=("", "")):
         low, high = (float(f"{x:.6g}") if x != "" else "" for x in spread)
         return {"name": name, "value": float(f"{value:.6g}"), "low": low, "high": high, "unit": unit}
 
     peak, seconds = figures["peak"], figures["seconds"]
-    rows = [row("gemm_peak", peak, "GFLOP/s"),
-            row("fused_bare_cd1_difference_from_numpy", figures["bare_difference"], "relative"),
-            row("fused_writeup_settings_difference_from_graph", figures["graph_difference"], "relative"),
-            row("fused_writeup_settings_error_difference", figures["error_difference"], "relative")]
+    rows = [row("gemm_peak", peak, "GFLOP/s")]
+    rows += [row(name, figures[name], "relative") for name in DIFFERENCES]
     writeup = statistics.median(seconds["writeup"])
     for name in STEPS:
         readers = figures["batches"] * args.batch_size if name.endswith("bare_cd1") else figures["readers"]
@@ -291,7 +338,7 @@ def rows_of(args, figures):
 def run(args, log=print, kernels=None):
     """The bench; ``kernels``, the built library's ops, if it is loaded already (TensorFlow
     takes an op's first library only: a second one of the same ops would have none)."""
-    from bookrbm import train
+    from bookrbm.settings import DEFAULTS, WRITEUP
 
     args.folder = os.path.join(args.cache, f"users{args.users}-seed{args.seed}")
     full_scale.make_stand_in(args.folder, args.users, args.seed, log=log)
@@ -300,13 +347,16 @@ def run(args, log=print, kernels=None):
         with tempfile.TemporaryDirectory() as folder:  # loaded, the library needs no file
             kernels = build(folder)
     data = full_scale._stand_in(args)
-    fit, _, _ = train.trainer_users(data, "rating")
     figures = {"books": data.n_books}
-    figures["bare_difference"] = largest_difference(kernels, min(data.n_books, 1003), args.hidden, args.batch_size, args.seed)
-    figures["graph_difference"], figures["error_difference"] = graph_difference(
-        kernels, fit, args.hidden, args.batch_size, args.seed)
-    log(f"the kernels after 3 steps: the bare step {figures['bare_difference']:.1e} from NumPy, the whole step"
-        f" {figures['graph_difference']:.1e} from our graph (errors {figures['error_difference']:.1e}), relatively")
+    figures["bare_cd1_from_numpy"] = largest_difference(kernels, min(data.n_books, 1003), args.hidden, args.batch_size,
+                                                        args.seed)
+    for preset, name in ((DEFAULTS, "defaults"), (WRITEUP, "writeup_settings")):
+        figures[f"{name}_from_graph"], figures[f"{name}_errors_from_graph"] = graph_difference(
+            kernels, data, preset, args.hidden, args.batch_size, args.seed)
+    log(f"the kernels after 3 steps, relatively: the bare step {figures['bare_cd1_from_numpy']:.1e} from NumPy; the whole"
+        f" step from our graph, with the defaults {figures['defaults_from_graph']:.1e} (errors"
+        f" {figures['defaults_errors_from_graph']:.1e}), at the write-up's settings"
+        f" {figures['writeup_settings_from_graph']:.1e} ({figures['writeup_settings_errors_from_graph']:.1e})")
     figures["peak"], figures["seconds"], figures["readers"], figures["batches"] = measure(args, kernels, data, log)
     rows = rows_of(args, figures)
     write_csv(args.out, rows, ["name", "value", "low", "high", "unit"])
