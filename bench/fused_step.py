@@ -107,9 +107,10 @@ class FusedStep:
     one op, with RBMGraph's ``feed``, ``train_feed``, ``train_batch`` and ``params``, so that
     ``train.run_epoch`` runs its epochs as it runs the trainer's. ``params`` as the graph's
     (weights, visible bias, hidden bias[, series weights, series biases]); ``series`` each
-    book's series (-1 for none), or None. Its draws are the graph's own ops with the graph's
-    seeds, so that from the same start a step draws what the trainer's would; the hidden and
-    series units' and the series units' dropout can be fed, as the graph's can."""
+    book's series (-1 for none), or None. The hidden units' draws are the graph's own ops
+    with the graph's seeds, so that from the same start a step draws what the trainer's would;
+    the series units' draws and dropout are the kernel's own. The hidden and series units'
+    draws and the series units' dropout can be fed, as the graph's can."""
 
     def __init__(self, kernels, params, learning_rate, seed=0, momentum=0.0, weight_decay=0.0, hidden_keep=1.0,
                  series=None, series_step=1.0, series_keep=1.0):
@@ -138,10 +139,9 @@ class FusedStep:
             # the same draws as RBMGraph's: the same shapes and seeds
             self.hidden_noise = tf1.placeholder_with_default(drawn(n_hidden, seed), [None, n_hidden])
             hidden_kept = drawn(n_hidden, seed + 7, hidden_keep) if hidden_keep < 1.0 else tf.ones([batch, n_hidden])
-            self.series_noise = tf1.placeholder_with_default(drawn(n_series, seed + 3), [None, n_series])
-            self.series_kept = tf1.placeholder_with_default(
-                drawn(n_series, seed + 11, series_keep) if series_keep < 1.0 else tf.ones([batch, n_series]), [None, n_series]
-            )
+            # the series units' draws the kernel's own (none given), unless fed
+            self.series_noise = tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series])
+            self.series_kept = tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series])
             self.train = tf1.placeholder_with_default(True, [])
             self.fetch = tf1.placeholder_with_default(False, [])
             self.error, *self.outputs = kernels.rbm_fused_step(
@@ -149,7 +149,7 @@ class FusedStep:
                 indices["rows"], indices["columns"], values["values"], indices["readers"], indices["books"],
                 values["values_by_column"], batch, self.hidden_noise, hidden_kept, self.series_noise, self.series_kept,
                 np.float32(learning_rate), self.train, self.fetch,
-                momentum=momentum, weight_decay=weight_decay, series_step=series_step,
+                momentum=momentum, weight_decay=weight_decay, series_step=series_step, series_keep=series_keep, seed=seed,
             )
         self.session = tf1.Session(graph=self.graph)
         self.nothing = self.feed(np.zeros((1, n_visible), np.float32))
