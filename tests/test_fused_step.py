@@ -103,6 +103,44 @@ def test_the_whole_step_takes_the_last_short_batch_and_a_reader_with_no_books(ke
         fused.close()
 
 
+def _series_steps(kernels, sample, seed, series_keep, batches=2):
+    """The parameters after ``batches`` steps of the kernel's whole step with the defaults,
+    its series units' draws and dropout its own, and the start."""
+    from bookrbm import series, train
+    from bookrbm.settings import DEFAULTS
+
+    fit, _, _ = train.trainer_users(sample, "binary")
+    of_books = train.book_series(sample, DEFAULTS)
+    rng = np.random.default_rng(0)
+    start = [rng.normal(0, 0.1, (fit.shape[1], 64)).astype(np.float32), np.zeros(fit.shape[1], np.float32),
+             np.zeros(64, np.float32), *series.initial_params(of_books)]
+    fused = fused_step.FusedStep(kernels, start, 0.1, seed=seed, momentum=0.9, weight_decay=0.0003, hidden_keep=0.5,
+                                 series=of_books, series_step=series.STEP_FACTOR, series_keep=series_keep)
+    try:
+        for first in range(0, 100 * batches, 100):
+            fused.train_batch(fit[first : first + 100])
+        return fused.params(), start
+    finally:
+        fused.close()
+
+
+def test_the_kernels_own_series_draws_follow_its_seed(kernels, sample):
+    once, _ = _series_steps(kernels, sample, seed=5, series_keep=0.5)
+    again, _ = _series_steps(kernels, sample, seed=5, series_keep=0.5)
+    other, _ = _series_steps(kernels, sample, seed=6, series_keep=0.5)
+    assert all(np.array_equal(a, b) for a, b in zip(once, again))
+    assert not np.array_equal(once[3], other[3]) and not np.array_equal(once[4], other[4])
+
+
+def test_the_kernels_own_series_dropout_keeps_what_series_keep_says(kernels, sample):
+    """Kept at a chance of nearly 0, no series unit is ever on, so the series weights and
+    biases keep their start (no data, no model statistics); kept always, they move."""
+    dropped, start = _series_steps(kernels, sample, seed=5, series_keep=1e-9)
+    kept, _ = _series_steps(kernels, sample, seed=5, series_keep=1.0)
+    assert np.array_equal(dropped[3], start[3]) and np.array_equal(dropped[4], start[4])
+    assert not np.array_equal(kept[3], start[3]) and not np.array_equal(kept[4], start[4])
+
+
 @pytest.mark.parametrize("change, message", [
     (lambda feed, f: feed.update({f.placeholders["books"]: feed[f.placeholders["books"]][::-1].copy()}),
      "not in book order"),
