@@ -30,6 +30,25 @@ def test_train_cli_writes_model_history_and_plots(small_file, tmp_path, capsys):
     assert "epoch   2" in capsys.readouterr().out
 
 
+def test_training_prints_no_error_lines_from_tensorflow(small_file, tmp_path):
+    """A process of its own: TensorFlow's native logs go to the process's stderr once, at the
+    first op that writes them (oneDNN's transpose of booleans wrote "E0000 ... supports
+    DT_BOOL only on platforms with AVX-512" in every training run)."""
+    import os
+    import subprocess
+    import sys
+
+    from bookrbm import paths
+
+    done = subprocess.run(
+        [sys.executable, "train_rbm.py", "--data", str(small_file), "--out", str(tmp_path / "rbm.npz"),
+         "--plots", str(tmp_path / "plots"), "--epochs", "1", "--hidden", "8", "--quiet"],
+        cwd=paths.ROOT, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
 def test_failed_model_write_keeps_the_previous_model(quick_model, tmp_path, monkeypatch):
     path = tmp_path / "rbm.npz"
     model.save(path, quick_model)
