@@ -185,6 +185,17 @@ def processed(args, log=print):
         run_measured([sys.executable, "preprocess.py", "--data-dir", args.folder, "--out", processed])
 
 
+def log_ranges(rows, log=print, columns=()):
+    """Log ``rows`` (dicts of name, ``columns``, value, low, high and unit) as a table: each
+    figure's median and its range over the rounds (bench/threads.py and bench/fused_step.py)."""
+    width = max(len(row["name"]) for row in rows) + 2
+    log(f"{'figure':<{width}}{''.join(f'{name:>8}' for name in columns)}{'median':>12}{'range over the rounds':>24}  unit")
+    for row in rows:
+        spread = f"{row['low']:g}–{row['high']:g}" if row["low"] != "" else ""
+        cells = "".join(f"{row[name]:>8}" for name in columns)
+        log(f"{row['name']:<{width}}{cells}{row['value']:>12g}{spread:>24}  {row['unit']}")
+
+
 def _trainer(args, preset, data):
     """Our trainer on ``data`` with ``preset``'s settings (hidden units and batch size from
     ``args``): its settings, fit and valid users, series units and graph, and

@@ -22,7 +22,11 @@
 #include "tensorflow/core/platform/mutex.h"
 #include "tensorflow/core/util/work_sharder.h"
 
+#include "index_checks.h"
+
 using namespace tensorflow;
+using index_checks::all_below;
+using index_checks::ascending;
 using shape_inference::InferenceContext;
 
 namespace {
@@ -344,18 +348,6 @@ bool parameters_agree(const Tensor& weights, const Tensor& visible_bias, const T
   return weights.dims() == 2 && visible_bias.NumElements() == weights.dim_size(0) &&
          hidden_bias.NumElements() == weights.dim_size(1) && weights.dim_size(1) % 64 == 0 && weights.dim_size(1) > 0 &&
          weights.dim_size(0) > 0;
-}
-
-bool all_below(const TTypes<int32>::ConstFlat& indices, int64_t bound) {
-  for (int64_t j = 0; j < indices.size(); ++j)
-    if (indices(j) < 0 || indices(j) >= bound) return false;
-  return true;
-}
-
-bool ascending(const TTypes<int32>::ConstFlat& indices) {
-  for (int64_t j = 1; j < indices.size(); ++j)
-    if (indices(j) < indices(j - 1)) return false;
-  return true;
 }
 
 }  // namespace

@@ -363,11 +363,7 @@ def run(args, log=print, kernels=None):
     log("")
     log(f"{figures['readers']} readers × {figures['books']} books, {args.hidden} hidden units, batches of"
         f" {args.batch_size}, {args.rounds} rounds")
-    width = max(len(r["name"]) for r in rows) + 2
-    log(f"{'figure':<{width}}{'median':>12}{'range over the rounds':>24}  unit")
-    for r in rows:
-        spread = f"{r['low']:g}–{r['high']:g}" if r["low"] != "" else ""
-        log(f"{r['name']:<{width}}{r['value']:>12g}{spread:>24}  {r['unit']}")
+    full_scale.log_ranges(rows, log)
     log(f"wrote {paths.shown(args.out)}")
     return rows
 

@@ -12,7 +12,11 @@
 #include "tensorflow/core/framework/shape_inference.h"
 #include "tensorflow/core/util/work_sharder.h"
 
+#include "index_checks.h"
+
 using namespace tensorflow;
+using index_checks::all_below;
+using index_checks::ascending;
 using shape_inference::InferenceContext;
 
 namespace {
@@ -22,20 +26,6 @@ template <typename Work>
 void sharded(OpKernelContext* context, int64_t n, int64_t cost_per_unit, Work work) {
   auto* threads = context->device()->tensorflow_cpu_worker_threads();
   Shard(threads->num_threads, threads->workers, n, cost_per_unit, work);
-}
-
-bool all_below(const TTypes<int32>::ConstFlat& indices, int64_t bound) {
-  for (int64_t j = 0; j < indices.size(); ++j)
-    if (indices(j) < 0 || indices(j) >= bound) return false;
-  return true;
-}
-
-// The weights' gradient reads each book's entries as one run: out of order, it would sum
-// other books' readers without a word.
-bool ascending(const TTypes<int32>::ConstFlat& indices) {
-  for (int64_t j = 1; j < indices.size(); ++j)
-    if (indices(j) < indices(j - 1)) return false;
-  return true;
 }
 
 void add_row(float* __restrict sum, const float* __restrict row, int64_t width) {

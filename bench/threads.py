@@ -160,11 +160,7 @@ def run(args, log=print):
     rows = rows_of(runs)
     write_csv(args.out, rows, ["name", "threads", "value", "low", "high", "unit"])
     log("")
-    width = max(len(row["name"]) for row in rows) + 2
-    log(f"{'figure':<{width}}{'threads':>8}{'median':>12}{'range over the rounds':>24}  unit")
-    for row in rows:
-        spread = f"{row['low']:g}–{row['high']:g}" if row["low"] != "" else ""
-        log(f"{row['name']:<{width}}{row['threads']:>8}{row['value']:>12g}{spread:>24}  {row['unit']}")
+    full_scale.log_ranges(rows, log, columns=("threads",))
     log(f"wrote {paths.shown(args.out)}")
     return rows
 
