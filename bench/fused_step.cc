@@ -1,9 +1,12 @@
-// The bare CD-1 step (bench/bare_cd1.py) as one kernel of our own: a prototype, to measure
-// how much of the GEMM peak a step can reach at the trainer's shapes when the three counted
-// products, their sigmoids and biases and the update take two passes over the weights (the
-// first makes the reconstruction and its hidden sums, the second the update), none of it
-// through TensorFlow's ops. Not used by the trainer: its sums are in another order than
-// TensorFlow's, and the op keeps its own copy of the parameters (the first call's inputs),
+// The CD-1 step as one kernel of our own: a prototype, built, checked and timed by
+// bench/fused_step.py, to measure how much of the GEMM peak, and how many times the
+// write-up's speed, a step reaches at the trainer's shapes when the three counted products,
+// their sigmoids and biases, the data side and the update take two passes over the weights
+// (the first makes the reconstruction and its hidden sums, the second the update), none of
+// it through TensorFlow's ops. Two ops: RbmFusedBareStep, the bare step of
+// bench/bare_cd1.py, and RbmFusedStep, our trainer's step (bookrbm/graph.py). Not used by
+// the trainer: its sums are in another order than TensorFlow's, its series units' draws are
+// its own, and each op keeps its own copy of the parameters (the first call's inputs),
 // updated in place, so that a timed step does nothing but the step.
 //
 // Written with GCC's vector extensions, 16 floats a vector: one AVX-512 register, or two
@@ -76,20 +79,21 @@ void sigmoid_row(float* x, int64_t width, const float* bias, float row_bias, con
   }
 }
 
-typedef uint64_t u8 __attribute__((vector_size(64)));
-typedef float f8 __attribute__((vector_size(32)));
+typedef uint64_t u64x8 __attribute__((vector_size(64)));
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v4 __attribute__((vector_size(16)));
 
 // Draws first.. first+count of key's stream, uniform in [0, 1), into out: the top 24 bits
 // of splitmix64's mix of key + (index + 1) · its golden gamma, eight at a time (so a stream
 // drawn in parts is the same as drawn whole)
 void uniforms(float* out, int64_t count, uint64_t key, int64_t first) {
-  const u8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
+  const u64x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
   for (int64_t j = 0; j < count; j += 8) {
-    u8 z = key + (lane + uint64_t(first + j + 1)) * 0x9e3779b97f4a7c15ULL;
+    u64x8 z = key + (lane + uint64_t(first + j + 1)) * 0x9e3779b97f4a7c15ULL;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     z = z ^ (z >> 31);
-    const f8 u = __builtin_convertvector(z >> 40, f8) * (1.0f / 16777216.0f);
+    const v8 u = __builtin_convertvector(z >> 40, v8) * (1.0f / 16777216.0f);
     if (j + 8 <= count) {
       std::memcpy(out + j, &u, sizeof u);
     } else {
@@ -97,9 +101,6 @@ void uniforms(float* out, int64_t count, uint64_t key, int64_t first) {
     }
   }
 }
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef float v4 __attribute__((vector_size(16)));
 
 // halves added in turn, a few shuffles where lane by lane took sixteen extracts
 inline float total(v16 v) {
@@ -122,8 +123,8 @@ struct Push {
 };
 
 // Books i..i+R of the reconstruction, book-major, each padded to 16·NB readers (the
-// padding 0): sigmoid(W h + b + push) from the hidden samples hᵀ (H, 16·NB); each book's sum over
-// the batch into sums, and the sum of their squares added to squares.
+// padding 0): sigmoid(W h + b + push) from the hidden samples hᵀ (H, 16·NB); each book's
+// sum over the batch into sums, and the sum of their squares added to squares.
 template <int R, int NB>
 void visible_rows(const float* w, const float* ht, const float* vb, const Push& push, int64_t H, int64_t i, v16 kept,
                   float* v1, float* sums, v16& squares) {
@@ -238,8 +239,9 @@ class Passes {
   // the reconstruction, book-major, padded: v1()[book · padded() + reader]
   const float* v1() { return aligned(v1_); }
 
-  // v1 = σ(W h + b) and the hidden sums v1ᵀ W (``hidden_sums``); visit(book, Σ_b v1[book]) once
-  // a book's row is made (its visible bias is not read again). The sum of v1's squares.
+  // v1 = σ(W h + b + push) and the hidden sums v1ᵀ W (``hidden_sums``); visit(book, Σ_b
+  // v1[book]) once a book's row is made (its visible bias is not read again). Returns the sum
+  // of v1's squares.
   template <typename Visit>
   float reconstruct(OpKernelContext* c, const float* w, const float* vb, const Push& push, const Visit& visit) {
     float* ht = aligned(ht_);

@@ -7,13 +7,14 @@ weights and nothing goes through TensorFlow's ops.
 
 A prototype, measured and not used by the trainer (bench/README.md, "The step as one kernel
 of our own"). Needs a C++ compiler (g++, or $CXX) and TensorFlow's headers, which its wheel
-holds. Two kernels: the bare step of bench/bare_cd1.py, and our trainer's whole step at the
-write-up's settings (`--preset writeup`: the rating input, no momentum, weight decay,
-dropout, short lists or series units). On bench/full_scale.py's stand-in (made and
-preprocessed if need be), it first checks each kernel: the bare one against NumPy, and the
-whole step against our trainer's graph (bookrbm/graph.py), the same batches and draws, three
-steps each. Then, alternated epoch by epoch in one process, --rounds epochs of each of: the
-write-up's step, ours at its settings, the kernel's at them, the bare step in TensorFlow's
+holds. Two kernels: the bare step of bench/bare_cd1.py, and our trainer's whole step
+(bookrbm/graph.py), with the defaults or at the write-up's settings (`--preset writeup`:
+the rating input, no momentum, weight decay, dropout, short lists or series units). On
+bench/full_scale.py's stand-in (made and preprocessed if need be), it first checks each
+kernel: the bare one against NumPy, and the whole step at both settings against our
+trainer's graph, the same batches and draws, three steps each. Then, alternated epoch by
+epoch in one process, --rounds epochs of each of: the write-up's step; ours and the
+kernel's, with the defaults and at the write-up's settings; the bare step in TensorFlow's
 ops and in the kernel; and this machine's GEMM peak. Prints a table and writes
 results/fused_step.csv (name, value: the median over the rounds, low and high: their range,
 unit).
@@ -68,9 +69,9 @@ def build(folder, compiler=None):
 
 
 class FusedBareStep:
-    """The bare CD-1 step of ``BareCD1`` (the same shapes, start and draws) as the kernel's one
-    op: ``step()`` as BareCD1's; ``step(samples, fetch=True)`` takes the hidden samples
-    (batch, hidden) and returns the parameters after the step."""
+    """The bare CD-1 step of ``BareCD1`` (the same shapes and start) as the kernel's one op:
+    ``step()`` as BareCD1's; ``step(samples, fetch=True)`` takes the hidden samples (batch,
+    hidden) and returns the parameters after the step."""
 
     def __init__(self, kernels, n_visible, n_hidden, batch_size, learning_rate=0.1, seed=0):
         from bookrbm.graph import tf, tf1
