@@ -133,11 +133,15 @@ void visible_rows(const float* w, const float* ht, const float* vb, const Push& 
   for (int r = 0; r < R; ++r)
     for (int j = 0; j < NB; ++j) acc[r][j] = v16{};
   for (int64_t k = 0; k < H; ++k) {
-    v16 hk[NB];
-    for (int j = 0; j < NB; ++j) hk[j] = load(ht + k * Bp + 16 * j);
-    for (int r = 0; r < R; ++r) {
-      const v16 wv = splat(w[(i + r) * H + k]);
-      for (int j = 0; j < NB; ++j) acc[r][j] = wv * hk[j] + acc[r][j];
+    // each vector of samples loaded once and used for every book (else a load an FMA)
+    v16 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = splat(w[(i + r) * H + k]);
+    for (int j = 0; j < NB; ++j) {
+      v16 h = load(ht + k * Bp + 16 * j);
+#ifdef __AVX512F__
+      asm("" : "+v"(h));  // held in a register: GCC would fold the load into every FMA
+#endif
+      for (int r = 0; r < R; ++r) acc[r][j] = wv[r] * h + acc[r][j];
     }
   }
   for (int r = 0; r < R; ++r) {
