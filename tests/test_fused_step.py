@@ -1,6 +1,7 @@
 """The CD-1 step as one kernel of our own (bench/fused_step.cc, a prototype the trainer does
-not use): the bare step and our trainer's whole step at the write-up's settings do the maths
-of their references, refuse what they cannot take, and the bench runs."""
+not use): the bare step and our trainer's whole step (with the defaults and at the
+write-up's settings) do the maths of their references, refuse what they cannot take, and
+the bench runs."""
 import os
 import shutil
 import subprocess
