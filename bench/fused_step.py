@@ -14,8 +14,9 @@ bench/full_scale.py's stand-in (made and preprocessed if need be), it first chec
 kernel: the bare one against NumPy, and the whole step at both settings against our
 trainer's graph, the same batches and draws, three steps each. Then, alternated epoch by
 epoch in one process, --rounds epochs of each of: the write-up's step; ours and the
-kernel's, with the defaults and at the write-up's settings; the bare step in TensorFlow's
-ops and in the kernel; and this machine's GEMM peak. Prints a table and writes
+kernel's, with the defaults and at the write-up's settings, the kernel's also with each
+epoch's feeds made beforehand (the steps alone); the bare step in TensorFlow's ops and in
+the kernel; and this machine's GEMM peak. Prints a table and writes
 results/fused_step.csv (name, value: the median over the rounds, low and high: their range,
 unit).
 
@@ -41,7 +42,8 @@ from bookrbm.errors import InputError, check_range, cli, option  # noqa: E402
 
 SOURCE = os.path.join(BENCH, "fused_step.cc")
 MAX_BATCH = 112  # the kernels': seven vectors of 16 readers a book
-STEPS = ("writeup", "ours", "fused", "ours_writeup_settings", "fused_writeup_settings", "bare_cd1", "fused_bare_cd1")
+STEPS = ("writeup", "ours", "fused", "fused_fed_beforehand", "ours_writeup_settings", "fused_writeup_settings",
+         "fused_writeup_settings_fed_beforehand", "bare_cd1", "fused_bare_cd1")
 # the kernels' largest differences from their references (``run``)
 DIFFERENCES = ("bare_cd1_from_numpy", "defaults_from_graph", "defaults_errors_from_graph", "writeup_settings_from_graph",
                "writeup_settings_errors_from_graph")
@@ -268,6 +270,29 @@ def _fused_trainer(kernels, args, ours):
     return SimpleNamespace(net=net, epoch=epoch)
 
 
+def _fused_fed_beforehand(kernels, args, ours):
+    """The whole step's kernel as ``_fused_trainer``'s, but with each epoch's feeds made
+    beforehand by ``prepare()`` (shuffled and cut to short lists as ``train.run_epoch`` does
+    it), so that ``epoch()`` times the steps alone."""
+    from bookrbm import train
+
+    net = FusedStep.like(kernels, ours, args.seed)
+    rng = np.random.default_rng(args.seed)
+    settings = ours.settings
+    feeds = []
+
+    def prepare():
+        shuffled = ours.fit[rng.permutation(ours.fit.shape[0])]
+        feeds[:] = [net.feed(train.shorten_lists(shuffled[batch], settings["short_lists"], settings["short_list_books"], rng))
+                    for batch in train.batch_slices(shuffled.shape[0], args.batch_size)]
+
+    def epoch():
+        for feed in feeds:
+            net.train_feed(feed)
+
+    return SimpleNamespace(net=net, epoch=epoch, prepare=prepare)
+
+
 def _fused_bare_trainer(kernels, args, fit):
     """The bare step's kernel at our shapes, and ``epoch()``: as many steps as an epoch of
     ``fit`` has batches (``full_scale._bare_trainer``'s)."""
@@ -293,14 +318,18 @@ def measure(args, kernels, data, log=print):
     ours, at_writeup_settings = full_scale._trainer(args, DEFAULTS, data), full_scale._trainer(args, WRITEUP, data)
     steps = {"writeup": full_scale._writeup_trainer(args, at_writeup_settings.fit),
              "ours": ours, "fused": _fused_trainer(kernels, args, ours),
+             "fused_fed_beforehand": _fused_fed_beforehand(kernels, args, ours),
              "ours_writeup_settings": at_writeup_settings,
              "fused_writeup_settings": _fused_trainer(kernels, args, at_writeup_settings),
+             "fused_writeup_settings_fed_beforehand": _fused_fed_beforehand(kernels, args, at_writeup_settings),
              "bare_cd1": full_scale._bare_trainer(args, ours.fit), "fused_bare_cd1": _fused_bare_trainer(kernels, args, ours.fit)}
     seconds = {name: [] for name in STEPS}
     try:
         for round_ in range(args.rounds):
             log(f"round {round_ + 1} of {args.rounds} …")
             for name in STEPS:
+                if getattr(steps[name], "prepare", None):
+                    steps[name].prepare()  # not timed
                 seconds[name].append(full_scale._timed(steps[name].epoch))
     finally:
         for step in steps.values():
