@@ -134,9 +134,9 @@ def test_the_kernels_own_series_draws_follow_its_seed(kernels, sample):
 
 
 def test_the_kernels_own_series_dropout_keeps_what_series_keep_says(kernels, sample):
-    """Kept at a chance of nearly 0, no series unit is ever on, so the series weights and
-    biases keep their start (no data, no model statistics); kept always, they move."""
-    dropped, start = _series_steps(kernels, sample, seed=5, series_keep=1e-9)
+    """Kept at a chance of 0, no series unit is ever on, so the series weights and biases
+    keep their start (no data, no model statistics); kept always, they move."""
+    dropped, start = _series_steps(kernels, sample, seed=5, series_keep=0.0)
     kept, _ = _series_steps(kernels, sample, seed=5, series_keep=1.0)
     assert np.array_equal(dropped[3], start[3]) and np.array_equal(dropped[4], start[4])
     assert not np.array_equal(kept[3], start[3]) and not np.array_equal(kept[4], start[4])
