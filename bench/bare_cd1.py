@@ -18,15 +18,24 @@ import tensorflow as tf  # noqa: E402
 tf1 = tf.compat.v1
 
 
+def starting_point(n_visible, n_hidden, batch_size, seed):
+    """(weights, hidden probabilities) a bare step starts from: the weights (n_visible,
+    n_hidden) and the fed h0 (batch_size, n_hidden), drawn from ``seed`` (bench/fused_step.py's
+    kernel starts from the same)."""
+    rng = np.random.default_rng(seed)
+    weights = rng.normal(0, 0.01, (n_visible, n_hidden)).astype(np.float32)
+    return weights, rng.random((batch_size, n_hidden), dtype=np.float32)
+
+
 class BareCD1:
     """Weights (n_visible, n_hidden) trained by ``step()``, one batch of ``batch_size``."""
 
     def __init__(self, n_visible, n_hidden, batch_size, learning_rate=0.1, seed=0):
-        rng = np.random.default_rng(seed)
+        start, h0 = starting_point(n_visible, n_hidden, batch_size, seed)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf1.set_random_seed(seed)
-            weights = tf1.Variable(rng.normal(0, 0.01, (n_visible, n_hidden)).astype(np.float32))
+            weights = tf1.Variable(start)
             visible_bias = tf1.Variable(np.zeros(n_visible, np.float32))
             hidden_bias = tf1.Variable(np.zeros(n_hidden, np.float32))
             self.params = [weights, visible_bias, hidden_bias]
@@ -44,7 +53,7 @@ class BareCD1:
             init = tf1.global_variables_initializer()
         self.session = tf1.Session(graph=self.graph)
         self.session.run(init)
-        self.feed = {h0_mean: rng.random((batch_size, n_hidden), dtype=np.float32)}
+        self.feed = {h0_mean: h0}
 
     def step(self):
         self.session.run(self.update, self.feed)

@@ -293,36 +293,41 @@ def measure_compare(args):
     return seconds
 
 
+def _best_rate(run, flop):
+    """GFLOP/s of the fastest of 5 calls of ``run`` (``flop`` each), after one untimed."""
+    run()
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return flop / min(times) / 1e9
+
+
+def tensorflow_peak(n):
+    """Best of 5 float32 n×n×n products in a TensorFlow session, GFLOP/s (also for
+    bench/threads.py and bench/fused_step.py)."""
+    import bookrbm.graph  # noqa: F401  (the trainer's TensorFlow set-up: graph mode, quiet logs)
+    import tensorflow as tf
+
+    tf1 = tf.compat.v1
+    rng = np.random.default_rng(0)
+    graph = tf.Graph()
+    with graph.as_default():
+        x, y = tf1.Variable(rng.random((n, n), dtype=np.float32)), tf1.Variable(rng.random((n, n), dtype=np.float32))
+        product = tf.reduce_sum(tf.matmul(x, y))  # fetch a scalar, not 64 MB
+        init = tf1.global_variables_initializer()
+    with tf1.Session(graph=graph) as session:
+        session.run(init)
+        return _best_rate(lambda: session.run(product), 2.0 * n**3)
+
+
 def measure_gemm(args):
     """Child: best of 5 float32 n×n×n products, in NumPy (its BLAS) and in a TensorFlow session."""
     n = args.gemm
     rng = np.random.default_rng(0)
     a, b = rng.random((n, n), dtype=np.float32), rng.random((n, n), dtype=np.float32)
-    flop = 2.0 * n**3
-
-    def best(run):
-        run()
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
-        return flop / min(times) / 1e9
-
-    numpy_rate = best(lambda: a @ b)
-    import bookrbm.graph  # noqa: F401  (the trainer's TensorFlow set-up: graph mode, quiet logs)
-    import tensorflow as tf
-
-    tf1 = tf.compat.v1
-    graph = tf.Graph()
-    with graph.as_default():
-        x, y = tf1.Variable(a), tf1.Variable(b)
-        product = tf.reduce_sum(tf.matmul(x, y))  # fetch a scalar, not 64 MB
-        init = tf1.global_variables_initializer()
-    with tf1.Session(graph=graph) as session:
-        session.run(init)
-        tf_rate = best(lambda: session.run(product))
-    return {"numpy": numpy_rate, "tensorflow": tf_rate}
+    return {"numpy": _best_rate(lambda: a @ b, 2.0 * n**3), "tensorflow": tensorflow_peak(n)}
 
 
 # ---- the run ----------------------------------------------------------------------------

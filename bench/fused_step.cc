@@ -464,9 +464,7 @@ class FusedStep : public OpKernel {
   void Compute(OpKernelContext* c) override {
     mutex_lock lock(mu_);
     const Tensor &weights = c->input(0), &series = c->input(5);
-    OP_REQUIRES(c, weights.dims() == 2 && weights.dim_size(0) > 0 && weights.dim_size(1) > 0 &&
-                       weights.dim_size(1) % 64 == 0 && c->input(1).NumElements() == weights.dim_size(0) &&
-                       c->input(2).NumElements() == weights.dim_size(1) &&
+    OP_REQUIRES(c, parameters_agree(weights, c->input(1), c->input(2)) &&
                        c->input(3).NumElements() == weights.dim_size(0) && series.NumElements() == weights.dim_size(0),
                 errors::InvalidArgument("weights (books, hidden) with hidden units a multiple of 64, their biases, and"
                                         " each book's series weight and series"));

@@ -76,13 +76,14 @@ class FusedBareStep:
     hidden) and returns the parameters after the step."""
 
     def __init__(self, kernels, n_visible, n_hidden, batch_size, learning_rate=0.1, seed=0):
+        from bare_cd1 import starting_point
+
         from bookrbm.graph import tf, tf1
 
-        rng = np.random.default_rng(seed)
+        weights, h0 = starting_point(n_visible, n_hidden, batch_size, seed)
         self.graph = tf.Graph()
         with self.graph.as_default():
             tf1.set_random_seed(seed)
-            weights = rng.normal(0, 0.01, (n_visible, n_hidden)).astype(np.float32)
             self.h0_mean = tf1.placeholder(tf.float32, [batch_size, n_hidden])
             drawn = tf.cast(tf.random.uniform([batch_size, n_hidden]) < self.h0_mean, tf.float32)
             self.samples = tf1.placeholder_with_default(drawn, [None, n_hidden])
@@ -93,7 +94,7 @@ class FusedBareStep:
             )
             self.update = [param.op for param in self.params]  # none fetched: the kernel's outputs are empty
         self.session = tf1.Session(graph=self.graph)
-        self.feed = {self.h0_mean: rng.random((batch_size, n_hidden), dtype=np.float32)}
+        self.feed = {self.h0_mean: h0}
         self.start = weights
 
     def step(self, samples=None, fetch=False):
@@ -121,6 +122,7 @@ class FusedStep:
 
         weights = params[0]
         n_visible, n_hidden = weights.shape
+        self.n_visible = n_visible
         self.has_series = series is not None
         if self.has_series:
             series_weights, series_bias = params[3], params[4]
@@ -169,12 +171,11 @@ class FusedStep:
                    series_step=series.STEP_FACTOR, series_keep=settings["series_keep"])
 
     def feed(self, batch):
-        """The placeholders' values for a batch (dense or CSR, (batch, books))."""
-        import scipy.sparse as sp
+        """The placeholders' values for a batch (dense or CSR, (batch, books)), checked as
+        RBMGraph checks it."""
+        from bookrbm.graph import checked_batch, entries
 
-        from bookrbm.graph import entries
-
-        batch = sp.csr_matrix(batch, dtype=np.float32)
+        batch = checked_batch(batch, self.n_visible)
         given = entries(batch)
         return {**{self.placeholders[name]: given[name] for name in self.placeholders}, self.batch_size: batch.shape[0]}
 
@@ -228,13 +229,13 @@ def graph_difference(kernels, data, preset, hidden, batch_size, seed, steps=3):
     readers with the same draws (the hidden and series units' fed; the dropout's the same
     seeded ops): the largest difference of the parameters after them, relative to the
     largest of each, and of the batches' errors, relative to each."""
-    from bookrbm import train
+    from bookrbm import series, train
 
     args = SimpleNamespace(hidden=hidden, batch_size=batch_size, seed=seed)
     ours = full_scale._trainer(args, preset, data)
     fused = FusedStep.like(kernels, ours, seed)
     rng = np.random.default_rng(seed)
-    n_series = 0 if ours.series is None else int(ours.series.max()) + 1
+    n_series = 0 if ours.series is None else series.count(ours.series)
     error_gap = 0.0
     try:
         for batch in train.batch_slices(ours.fit.shape[0], batch_size)[:steps]:
@@ -314,7 +315,7 @@ def measure(args, kernels, data, log=print):
     from bookrbm import train
     from bookrbm.settings import DEFAULTS, WRITEUP
 
-    peak = full_scale.measure_gemm(args)["tensorflow"]
+    peak = full_scale.tensorflow_peak(args.gemm)
     ours, at_writeup_settings = full_scale._trainer(args, DEFAULTS, data), full_scale._trainer(args, WRITEUP, data)
     steps = {"writeup": full_scale._writeup_trainer(args, at_writeup_settings.fit),
              "ours": ours, "fused": _fused_trainer(kernels, args, ours),

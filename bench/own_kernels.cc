@@ -28,6 +28,12 @@ void sharded(OpKernelContext* context, int64_t n, int64_t cost_per_unit, Work wo
   Shard(threads->num_threads, threads->workers, n, cost_per_unit, work);
 }
 
+// the shape of sums a row: (unknown, the first input's columns)
+Status rows_as_wide_as_the_first_input(InferenceContext* c) {
+  c->set_output(0, c->Matrix(c->UnknownDim(), c->Dim(c->input(0), 1)));
+  return OkStatus();
+}
+
 void add_row(float* __restrict sum, const float* __restrict row, int64_t width) {
   for (int64_t k = 0; k < width; ++k) sum[k] += row[k];
 }
@@ -42,10 +48,7 @@ void add_row(float* __restrict sum, const float* __restrict row, int64_t width) 
 REGISTER_OP("RbmHiddenSums")
     .Input("weights: float").Input("rows: int32").Input("columns: int32").Input("values: float")
     .Input("batch_size: int32").Output("sums: float")
-    .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->Matrix(c->UnknownDim(), c->Dim(c->input(0), 1)));
-      return OkStatus();
-    });
+    .SetShapeFn(rows_as_wide_as_the_first_input);
 
 class HiddenSums : public OpKernel {
  public:
@@ -104,10 +107,7 @@ REGISTER_KERNEL_BUILDER(Name("RbmHiddenSums").Device(DEVICE_CPU), HiddenSums);
 REGISTER_OP("RbmTransposedSums")
     .Input("hidden: float").Input("readers: int32").Input("books: int32").Input("values: float")
     .Input("n_visible: int32").Output("sums: float")
-    .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->Matrix(c->UnknownDim(), c->Dim(c->input(0), 1)));
-      return OkStatus();
-    });
+    .SetShapeFn(rows_as_wide_as_the_first_input);
 
 class TransposedSums : public OpKernel {
  public:

@@ -19,7 +19,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import numpy as np  # noqa: E402
-import scipy.sparse as sp  # noqa: E402
 
 from bookrbm import interactions, paths  # noqa: E402
 from bookrbm.errors import InputError, check_range, cli, option, seed_option  # noqa: E402
@@ -69,9 +68,9 @@ def load(library):
 def arrays(batch):
     """What the kernels and their references are fed for ``batch`` (CSR, readers × books):
     its entries in row and in column order (as the trainer's graph takes them), and its size."""
-    from bookrbm.graph import entries
+    from bookrbm.graph import checked_batch, entries
 
-    batch = sp.csr_matrix(batch, dtype=np.float32)
+    batch = checked_batch(batch, batch.shape[1])
     return {**entries(batch), "batch_size": np.int32(batch.shape[0])}
 
 

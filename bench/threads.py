@@ -72,26 +72,22 @@ def measure(args):
     rng = np.random.default_rng(args.seed)
     data = full_scale._stand_in(args)
     books, hidden, batch = data.n_books, args.hidden, args.batch_size
-    n = args.gemm
 
     graph = tf.Graph()
     with graph.as_default():
         def variable(shape):
             return tf1.Variable(rng.random(shape, dtype=np.float32))
 
-        weights, h0, v1, h1, a = (variable(s) for s in ((books, hidden), (hidden, batch), (books, batch),
-                                                         (batch, hidden), (n, n)))
+        weights, h0, v1, h1 = (variable(s) for s in ((books, hidden), (hidden, batch), (books, batch), (batch, hidden)))
         # each product's result assigned to a variable: fetched, it would be copied out;
         # left unused, the graph's optimiser would drop it
         results = {"W_h0T": tf.matmul(weights, h0), "v1T_W": tf.matmul(v1, weights, transpose_a=True),
                    "v1_h1": tf.matmul(v1, h1)}
         runs = {name: tf1.Variable(tf.zeros(r.shape)).assign(r).op for name, r in results.items()}
-        gemm = tf.reduce_sum(tf.matmul(a, a))  # a scalar, not n² numbers
         init = tf1.global_variables_initializer()
+    gemm = full_scale.tensorflow_peak(args.gemm)
     with tf1.Session(graph=graph) as session:
         session.run(init)
-        session.run(gemm)
-        gemm_seconds = min(_seconds(lambda: session.run(gemm)) for _ in range(5))
         products = {name: 1e3 * _median_seconds(lambda: session.run(op), args.calls) for name, op in runs.items()}
 
     ours = full_scale._trainer(args, DEFAULTS, data)
@@ -101,7 +97,7 @@ def measure(args):
     for step in steps.values():
         step.net.close()
     return {"threads": tf.config.threading.get_intra_op_parallelism_threads(),
-            "gemm": 2.0 * n**3 / gemm_seconds / 1e9, "products": products, "epochs": epochs,
+            "gemm": gemm, "products": products, "epochs": epochs,
             "product_gflop": 2.0 * batch * books * hidden / 1e9}
 
 

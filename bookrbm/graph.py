@@ -47,6 +47,20 @@ def _variable(shape, name):
     return tf1.Variable(tf.zeros(shape, tf.float32), name=name)
 
 
+def checked_batch(batch, n_visible):
+    """``batch`` (dense array or CSR, (batch, n_visible)) as a float32 CSR matrix with each
+    entry stored once; a ValueError if its width is not ``n_visible``."""
+    batch = sp.csr_matrix(batch, dtype=np.float32)
+    if not batch.has_canonical_format:
+        # a book stored twice for a reader would count twice in the error's data terms
+        # (the sums would add it up right); a copy, so that the caller's matrix stays as it was
+        batch = batch.copy()
+        batch.sum_duplicates()
+    if batch.shape[1] != n_visible:
+        raise ValueError(f"a batch of {batch.shape[1]} visible units for a graph of {n_visible}")
+    return batch
+
+
 def entries(batch):
     """The stored entries of ``batch`` (CSR, (batch, n_visible)), int32 indices: in row order
     ``rows``, ``columns``, ``values``; in column order ``readers``, ``books``,
@@ -402,14 +416,7 @@ class RBMGraph:
     def feed(self, batch):
         """The placeholders' values for a batch (dense array or CSR, (batch, n_visible)): what
         ``train_feed`` takes."""
-        batch = sp.csr_matrix(batch, dtype=np.float32)
-        if not batch.has_canonical_format:
-            # a book stored twice for a reader would count twice in the error's data terms
-            # (the sums would add it up right); a copy, so that the caller's matrix stays as it was
-            batch = batch.copy()
-            batch.sum_duplicates()
-        if batch.shape[1] != self.n_visible:
-            raise ValueError(f"a batch of {batch.shape[1]} visible units for a graph of {self.n_visible}")
+        batch = checked_batch(batch, self.n_visible)
         if self.binary and not np.all(batch.data == 1):
             raise ValueError("a graph for binary input was given values other than 1")
         given = entries(batch)
