@@ -7,7 +7,7 @@ import os
 from bookrbm import interactions, model, paths
 from bookrbm.atomic import check_writable
 from bookrbm.errors import cli, seed_option
-from bookrbm.settings import DEFAULTS, INPUTS, PRESETS, VISIBLE_BIASES, check_settings
+from bookrbm.settings import DEFAULTS, INPUTS, PRESETS, STEPS, VISIBLE_BIASES, check_settings
 
 OPTIONS = [
     # (flag, type, help)
@@ -63,6 +63,12 @@ def parse_args(argv):
         "--series-units",
         action=argparse.BooleanOptionalAction,
         help=f"one more hidden unit per book series, linked to that series' books only (default: {DEFAULTS['series_units']})",
+    )
+    parser.add_argument(
+        "--step",
+        choices=STEPS,
+        help="how a CD step runs: TensorFlow's ops, or one C++ kernel of our own, built once with g++ (CD-1 on the CPU;"
+        f" about twice as fast on AVX-512 machines; README, \"Speed at the full size\") (default: {DEFAULTS['step']})",
     )
     parser.add_argument("--seed", type=seed_option, default=0, help="seed for the initial weights, batch order and samples (default: %(default)s)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -10,8 +10,10 @@ Then, in one run on that data: preprocess.py (wall time, peak RSS); training epo
 trainer (median) and its peak RSS; then, alternated epoch by epoch in one process, the
 write-up's training step (bench/writeup_graph.py), our trainer with the defaults and our
 trainer at the write-up's own settings (`--preset writeup`), so that the two are also
-compared on the same settings (medians), and a bare CD-1 step (bench/bare_cd1.py: the
-counted products and the least around them, the ceiling of the share of the peak); the
+compared on the same settings (medians), our trainer with `--step kernel` (the CD-1 step as
+one C++ kernel of our own, bookrbm/kernel.py) at both settings, unless --no-kernel, and a
+bare CD-1 step (bench/bare_cd1.py: the counted products and the least around them, the
+ceiling of the share of the peak); the
 float32 GEMM peak of this machine (NumPy and TensorFlow); one-user recommendation
 in-process (median of --calls) and `python recommend.py` as a process. Prints a table and
 writes results/bench.csv (name, value, unit).
@@ -46,6 +48,10 @@ TARGETS = {  # name: (target, "min" or "max"), from the issue
     "train_share_of_peak_writeup_settings": (50.0, "min"),
     "speedup_vs_writeup": (5.0, "min"),
     "speedup_vs_writeup_same_settings": (5.0, "min"),
+    "kernel_share_of_peak": (50.0, "min"),
+    "kernel_share_of_peak_writeup_settings": (50.0, "min"),
+    "speedup_vs_writeup_kernel": (5.0, "min"),
+    "speedup_vs_writeup_same_settings_kernel": (5.0, "min"),
     "train_peak_rss": (1536.0, "max"),
     "preprocess_wall": (10.0, "max"),
     "recommend_in_process": (1.0, "max"),
@@ -71,6 +77,8 @@ def parse_args(argv):
     parser.add_argument("--calls", type=int, default=1000, help="one-user recommendations to time in-process (default: %(default)s)")
     parser.add_argument("--runs", type=int, default=3, help="runs of recommend.py as a process (default: %(default)s)")
     parser.add_argument("--out", default=os.path.join(paths.RESULTS, "bench.csv"), help="results table (default: %(default)s)")
+    parser.add_argument("--kernel", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time our trainer with --step kernel (built once with g++ or $CXX) (default: %(default)s)")
     parser.add_argument("--measure", choices=("train", "compare", "gemm"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -158,7 +166,8 @@ def child_command(script, mode, args, names):
 
 
 def _child(args, mode):
-    _, rss, out = run_measured(child_command(__file__, mode, args, ("seed", "epochs", "hidden", "batch_size", "gemm")))
+    command = child_command(__file__, mode, args, ("seed", "epochs", "hidden", "batch_size", "gemm"))
+    _, rss, out = run_measured(command + ([] if args.kernel else ["--no-kernel"]))
     return rss, json.loads(out.strip().splitlines()[-1])
 
 
@@ -284,6 +293,9 @@ def measure_compare(args):
     # the write-up's step trains on the same users as ours at its settings (the rating input)
     steps = {"ours": ours, "ours_writeup_settings": at_writeup_settings,
              "writeup": _writeup_trainer(args, at_writeup_settings.fit), "bare_cd1": _bare_trainer(args, ours.fit)}
+    if args.kernel:  # the same trainer with --step kernel, at both settings
+        steps["ours_kernel"] = _trainer(args, {**DEFAULTS, "step": "kernel"}, data)
+        steps["ours_kernel_writeup_settings"] = _trainer(args, {**WRITEUP, "step": "kernel"}, data)
     seconds = {name: [] for name in steps}
     for _ in range(args.epochs):
         for name, step in steps.items():
@@ -422,6 +434,13 @@ def run(args, log=print):
     bare_flop = 6.0 * bare_users * trained["books"] * args.hidden
     add("bare_cd1_epoch", bare_epoch, "s")
     add("bare_cd1_share_of_peak", share_of_peak(bare_flop, bare_epoch), "%")
+    if args.kernel:
+        # our trainer with --step kernel, from the same alternated epochs as the ratios
+        for suffix, name in (("", "ours_kernel"), ("_writeup_settings", "ours_kernel_writeup_settings")):
+            kernel_epoch = statistics.median(compared[name])
+            add(f"kernel_epoch{suffix}", kernel_epoch, "s")
+            add(f"kernel_share_of_peak{suffix}", share_of_peak(flop, kernel_epoch), "%")
+            add(f"speedup_vs_writeup{'_same_settings' if suffix else ''}_kernel", writeup_epoch / kernel_epoch, "x")
 
     log(f"recommend: {args.calls} calls in-process, {args.runs} runs as a process …")
     with tempfile.TemporaryDirectory() as tmp:

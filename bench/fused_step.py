@@ -1,22 +1,22 @@
 #!/usr/bin/env python3
-"""The CD-1 step as one kernel of our own (bench/fused_step.cc), against the same step in
-TensorFlow's ops and against the write-up's: how much of the GEMM peak, and how many times
-the write-up's speed, a step at the trainer's shapes reaches when the three counted
-products, their sigmoids and biases, the data side and the update take two passes over the
-weights and nothing goes through TensorFlow's ops.
+"""The CD-1 step as one kernel of our own, against the same step in TensorFlow's ops and
+against the write-up's: how much of the GEMM peak, and how many times the write-up's speed,
+a step at the trainer's shapes reaches when the three counted products, their sigmoids and
+biases, the data side and the update take two passes over the weights and nothing goes
+through TensorFlow's ops.
 
-A prototype, measured and not used by the trainer (bench/README.md, "The step as one kernel
-of our own"). Needs a C++ compiler (g++, or $CXX) and TensorFlow's headers, which its wheel
-holds. Two kernels: the bare step of bench/bare_cd1.py, and our trainer's whole step
-(bookrbm/graph.py), with the defaults or at the write-up's settings (`--preset writeup`:
-the rating input, no momentum, weight decay, dropout, short lists or series units). On
+Two kernels: our trainer's whole step, `train_rbm.py --step kernel` (bookrbm/kernel.py,
+bookrbm/native/cd1_step.cc), with the defaults or at the write-up's settings (`--preset
+writeup`: the rating input, no momentum, weight decay, dropout, short lists or series
+units); and the bare step of bench/bare_cd1.py (bench/fused_step.cc, a prototype). Both need
+a C++ compiler (g++, or $CXX) and TensorFlow's headers, which its wheel holds. On
 bench/full_scale.py's stand-in (made and preprocessed if need be), it first checks each
-kernel: the bare one against NumPy, and the whole step at both settings against our
+kernel: the bare one against NumPy, and the trainer's at both settings against the
 trainer's graph, the same batches and draws, three steps each. Then, alternated epoch by
-epoch in one process, --rounds epochs of each of: the write-up's step; ours and the
-kernel's, with the defaults and at the write-up's settings, the kernel's also with each
-epoch's feeds made beforehand (the steps alone); the bare step in TensorFlow's ops and in
-the kernel; and this machine's GEMM peak. Prints a table and writes
+epoch in one process, --rounds epochs of each of: the write-up's step; our trainer's, by
+TensorFlow's ops and by the kernel, with the defaults and at the write-up's settings, the
+kernel's also with each epoch's feeds made beforehand (the steps alone); the bare step in
+TensorFlow's ops and in the kernel; and this machine's GEMM peak. Prints a table and writes
 results/fused_step.csv (name, value: the median over the rounds, low and high: their range,
 unit).
 
@@ -40,10 +40,10 @@ from bookrbm import paths  # noqa: E402
 from bookrbm.atomic import check_writable, write_csv  # noqa: E402
 from bookrbm.errors import InputError, check_range, cli, option  # noqa: E402
 
-SOURCE = os.path.join(BENCH, "fused_step.cc")
+SOURCE = os.path.join(BENCH, "fused_step.cc")  # the bare step's
 MAX_BATCH = 112  # the kernels': seven vectors of 16 readers a book
-STEPS = ("writeup", "ours", "fused", "fused_fed_beforehand", "ours_writeup_settings", "fused_writeup_settings",
-         "fused_writeup_settings_fed_beforehand", "bare_cd1", "fused_bare_cd1")
+STEPS = ("writeup", "ours", "kernel", "kernel_fed_beforehand", "ours_writeup_settings", "kernel_writeup_settings",
+         "kernel_writeup_settings_fed_beforehand", "bare_cd1", "fused_bare_cd1")
 # the kernels' largest differences from their references (``run``)
 DIFFERENCES = ("bare_cd1_from_numpy", "defaults_from_graph", "defaults_errors_from_graph", "writeup_settings_from_graph",
                "writeup_settings_errors_from_graph")
@@ -66,7 +66,7 @@ def check_args(args):
 
 
 def build(folder, compiler=None):
-    """Compile fused_step.cc into ``folder`` and load it: its ops."""
+    """Compile fused_step.cc (the bare step) into ``folder`` and load it: its op."""
     return own_kernels.load(own_kernels.build(folder, compiler, source=SOURCE, contract=True))
 
 
@@ -106,98 +106,6 @@ class FusedBareStep:
         self.session.close()
 
 
-class FusedStep:
-    """Our trainer's step (``RBMGraph``, one Gibbs step, no visible samples) as the kernel's
-    one op, with RBMGraph's ``feed``, ``train_feed``, ``train_batch`` and ``params``, so that
-    ``train.run_epoch`` runs its epochs as it runs the trainer's. ``params`` as the graph's
-    (weights, visible bias, hidden bias[, series weights, series biases]); ``series`` each
-    book's series (-1 for none), or None. The hidden units' draws are the graph's own ops
-    with the graph's seeds, so that from the same start a step draws what the trainer's would;
-    the series units' draws and dropout are the kernel's own. The hidden and series units'
-    draws and the series units' dropout can be fed, as the graph's can."""
-
-    def __init__(self, kernels, params, learning_rate, seed=0, momentum=0.0, weight_decay=0.0, hidden_keep=1.0,
-                 series=None, series_step=1.0, series_keep=1.0):
-        from bookrbm.graph import tf, tf1
-
-        weights = params[0]
-        n_visible, n_hidden = weights.shape
-        self.n_visible = n_visible
-        self.has_series = series is not None
-        if self.has_series:
-            series_weights, series_bias = params[3], params[4]
-        else:
-            series, series_weights, series_bias = np.full(n_visible, -1), np.zeros(n_visible, np.float32), np.zeros(0, np.float32)
-        n_series = len(series_bias)
-        self.graph = tf.Graph()
-        with self.graph.as_default():
-            tf1.set_random_seed(seed)
-            indices = {name: tf1.placeholder(tf.int32, [None], name=name) for name in ("rows", "columns", "readers", "books")}
-            values = {name: tf1.placeholder(tf.float32, [None], name=name) for name in ("values", "values_by_column")}
-            self.batch_size = batch = tf1.placeholder(tf.int32, [], name="batch_size")
-            self.placeholders = {**indices, **values}
-
-            def drawn(units, op_seed, keep=None):
-                uniform = tf.random.uniform([batch, units], seed=op_seed)
-                return uniform if keep is None else tf.cast(uniform < keep, tf.float32)
-
-            # the same draws as RBMGraph's: the same shapes and seeds
-            self.hidden_noise = tf1.placeholder_with_default(drawn(n_hidden, seed), [None, n_hidden])
-            hidden_kept = drawn(n_hidden, seed + 7, hidden_keep) if hidden_keep < 1.0 else tf.ones([batch, n_hidden])
-            # the series units' draws the kernel's own (none given), unless fed
-            self.series_noise = tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series])
-            self.series_kept = tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series])
-            self.train = tf1.placeholder_with_default(True, [])
-            self.fetch = tf1.placeholder_with_default(False, [])
-            self.error, *self.outputs = kernels.rbm_fused_step(
-                weights, params[1], params[2], series_weights, series_bias, np.asarray(series, np.int32),
-                indices["rows"], indices["columns"], values["values"], indices["readers"], indices["books"],
-                values["values_by_column"], batch, self.hidden_noise, hidden_kept, self.series_noise, self.series_kept,
-                np.float32(learning_rate), self.train, self.fetch,
-                momentum=momentum, weight_decay=weight_decay, series_step=series_step, series_keep=series_keep, seed=seed,
-            )
-        self.session = tf1.Session(graph=self.graph)
-        self.nothing = self.feed(np.zeros((1, n_visible), np.float32))
-
-    @classmethod
-    def like(cls, kernels, trained, seed):
-        """The kernel's step from where ``trained`` (``full_scale._trainer``'s) is now, with its
-        settings and series units."""
-        from bookrbm import series
-
-        settings = trained.settings
-        return cls(kernels, trained.net.params(), settings["learning_rate"], seed=seed, momentum=settings["momentum"],
-                   weight_decay=settings["weight_decay"], hidden_keep=settings["hidden_keep"], series=trained.series,
-                   series_step=series.STEP_FACTOR, series_keep=settings["series_keep"])
-
-    def feed(self, batch):
-        """The placeholders' values for a batch (dense or CSR, (batch, books)), checked as
-        RBMGraph checks it."""
-        from bookrbm.graph import checked_batch, entries
-
-        batch = checked_batch(batch, self.n_visible)
-        given = entries(batch)
-        return {**{self.placeholders[name]: given[name] for name in self.placeholders}, self.batch_size: batch.shape[0]}
-
-    def train_feed(self, feed, hidden_noise=None, series_noise=None, series_kept=None):
-        feed = dict(feed)
-        for placeholder, value in ((self.hidden_noise, hidden_noise), (self.series_noise, series_noise),
-                                   (self.series_kept, series_kept)):
-            if value is not None:
-                feed[placeholder] = value
-        return float(self.session.run(self.error, feed))
-
-    def train_batch(self, batch, hidden_noise=None, series_noise=None, series_kept=None):
-        return self.train_feed(self.feed(batch), hidden_noise, series_noise, series_kept)
-
-    def params(self):
-        params = self.session.run(self.outputs, {**self.nothing, self.train: False, self.fetch: True})
-        return params if self.has_series else params[:3]
-
-    def close(self):
-        self.session.close()
-
-
 def reference_step(weights, visible_bias, hidden_bias, samples, rate):
     """The bare step in NumPy: v1 = σ(h Wᵀ + b), h1 = σ(v1 W + c), then each parameter less
     ``rate`` times its model statistics."""
@@ -223,17 +131,19 @@ def largest_difference(kernels, books, hidden, batch_size, seed, steps=3):
     return max(float(np.max(np.abs(g - e))) for g, e in zip(got, expected)) / scale
 
 
-def graph_difference(kernels, data, preset, hidden, batch_size, seed, steps=3):
-    """The whole step's kernel against our trainer's graph with ``preset``'s settings (the
-    trainer's start, input and series units), on the first ``steps`` batches of the fit
-    readers with the same draws (the hidden and series units' fed; the dropout's the same
-    seeded ops): the largest difference of the parameters after them, relative to the
-    largest of each, and of the batches' errors, relative to each."""
+def graph_difference(data, preset, hidden, batch_size, seed, steps=3, kernel_seed=None):
+    """Our trainer's kernel step (``--step kernel``) against its graph's ops with ``preset``'s
+    settings (the trainer's start, input and series units), on the first ``steps`` batches of
+    the fit readers with the same draws (the hidden and series units' fed; the dropout's the
+    same seeded ops; the kernel's from ``kernel_seed`` if given): the largest difference of
+    the parameters after them, relative to the largest of each, and of the batches' errors,
+    relative to each."""
     from bookrbm import series, train
 
     args = SimpleNamespace(hidden=hidden, batch_size=batch_size, seed=seed)
     ours = full_scale._trainer(args, preset, data)
-    fused = FusedStep.like(kernels, ours, seed)
+    args.seed = seed if kernel_seed is None else kernel_seed
+    by_kernel = full_scale._trainer(args, {**preset, "step": "kernel"}, data)
     rng = np.random.default_rng(seed)
     n_series = 0 if ours.series is None else series.count(ours.series)
     error_gap = 0.0
@@ -244,46 +154,29 @@ def graph_difference(kernels, data, preset, hidden, batch_size, seed, steps=3):
             if n_series:
                 draws["series_noise"] = rng.random((batch.shape[0], n_series), dtype=np.float32)
                 draws["series_kept"] = (rng.random((batch.shape[0], n_series)) < preset["series_keep"]).astype(np.float32)
-            theirs, mine = ours.net.train_batch(batch, **draws), fused.train_batch(batch, **draws)
+            theirs, mine = ours.net.train_batch(batch, **draws), by_kernel.net.train_batch(batch, **draws)
             error_gap = max(error_gap, abs(mine - theirs) / theirs)
-        expected, got = ours.net.params(), fused.params()
+        expected, got = ours.net.params(), by_kernel.net.params()
     finally:
         ours.net.close()
-        fused.close()
+        by_kernel.net.close()
     gap = max(float(np.max(np.abs(g - e)) / max(np.max(np.abs(e)), 1e-30)) for g, e in zip(got, expected))
     return gap, error_gap
 
 
-def _fused_trainer(kernels, args, ours):
-    """The whole step's kernel from the same start and with the same settings as ``ours``
-    (``full_scale._trainer``'s), and ``epoch()``: one epoch by ``train.run_epoch``, as ours
-    runs it (its short lists too)."""
+def _fed_beforehand(args, preset, data):
+    """Our trainer with ``preset``'s settings and ``--step kernel`` (``full_scale._trainer``),
+    but with each epoch's feeds made beforehand by ``prepare()`` (shuffled and cut to short
+    lists as ``train.run_epoch`` does it), so that ``epoch()`` times the steps alone."""
     from bookrbm import train
 
-    net = FusedStep.like(kernels, ours, args.seed)
+    trained = full_scale._trainer(args, {**preset, "step": "kernel"}, data)
     rng = np.random.default_rng(args.seed)
-    settings = ours.settings
-
-    def epoch():
-        train.run_epoch(net, ours.fit, rng, args.batch_size, progress=False, short_lists=settings["short_lists"],
-                        short_list_books=settings["short_list_books"])
-
-    return SimpleNamespace(net=net, epoch=epoch)
-
-
-def _fused_fed_beforehand(kernels, args, ours):
-    """The whole step's kernel as ``_fused_trainer``'s, but with each epoch's feeds made
-    beforehand by ``prepare()`` (shuffled and cut to short lists as ``train.run_epoch`` does
-    it), so that ``epoch()`` times the steps alone."""
-    from bookrbm import train
-
-    net = FusedStep.like(kernels, ours, args.seed)
-    rng = np.random.default_rng(args.seed)
-    settings = ours.settings
+    settings, net = trained.settings, trained.net
     feeds = []
 
     def prepare():
-        shuffled = ours.fit[rng.permutation(ours.fit.shape[0])]
+        shuffled = trained.fit[rng.permutation(trained.fit.shape[0])]
         feeds[:] = [net.feed(train.shorten_lists(shuffled[batch], settings["short_lists"], settings["short_list_books"], rng))
                     for batch in train.batch_slices(shuffled.shape[0], args.batch_size)]
 
@@ -317,12 +210,13 @@ def measure(args, kernels, data, log=print):
 
     peak = full_scale.tensorflow_peak(args.gemm)
     ours, at_writeup_settings = full_scale._trainer(args, DEFAULTS, data), full_scale._trainer(args, WRITEUP, data)
+    kernel = {**DEFAULTS, "step": "kernel"}
     steps = {"writeup": full_scale._writeup_trainer(args, at_writeup_settings.fit),
-             "ours": ours, "fused": _fused_trainer(kernels, args, ours),
-             "fused_fed_beforehand": _fused_fed_beforehand(kernels, args, ours),
+             "ours": ours, "kernel": full_scale._trainer(args, kernel, data),
+             "kernel_fed_beforehand": _fed_beforehand(args, DEFAULTS, data),
              "ours_writeup_settings": at_writeup_settings,
-             "fused_writeup_settings": _fused_trainer(kernels, args, at_writeup_settings),
-             "fused_writeup_settings_fed_beforehand": _fused_fed_beforehand(kernels, args, at_writeup_settings),
+             "kernel_writeup_settings": full_scale._trainer(args, {**WRITEUP, "step": "kernel"}, data),
+             "kernel_writeup_settings_fed_beforehand": _fed_beforehand(args, WRITEUP, data),
              "bare_cd1": full_scale._bare_trainer(args, ours.fit), "fused_bare_cd1": _fused_bare_trainer(kernels, args, ours.fit)}
     seconds = {name: [] for name in STEPS}
     try:
@@ -383,7 +277,7 @@ def run(args, log=print, kernels=None):
                                                         args.seed)
     for preset, name in ((DEFAULTS, "defaults"), (WRITEUP, "writeup_settings")):
         figures[f"{name}_from_graph"], figures[f"{name}_errors_from_graph"] = graph_difference(
-            kernels, data, preset, args.hidden, args.batch_size, args.seed)
+            data, preset, args.hidden, args.batch_size, args.seed)
     log(f"the kernels after 3 steps, relatively: the bare step {figures['bare_cd1_from_numpy']:.1e} from NumPy; the whole"
         f" step from our graph, with the defaults {figures['defaults_from_graph']:.1e} (errors"
         f" {figures['defaults_errors_from_graph']:.1e}), at the write-up's settings"

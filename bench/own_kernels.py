@@ -9,9 +9,7 @@ its feed (about 0.2 ms), so the times compare the two sides, not what a step sav
 """
 import argparse
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -40,23 +38,13 @@ def parse_args(argv):
 
 
 def build(folder, compiler=None, source=SOURCE, contract=False):
-    """Compile ``source`` (own_kernels.cc) into ``folder``; the library's path. With
-    ``contract`` the compiler may fuse a product and a sum into one multiply-add (rounded
-    once), which kernels that keep TensorFlow's bits must not."""
-    from bookrbm.graph import tf
+    """Compile ``source`` (own_kernels.cc) into ``folder`` (``bookrbm.kernel.compile_library``;
+    ``contract``: whether multiply-adds may be fused, which kernels that keep TensorFlow's
+    bits must not); the library's path."""
+    from bookrbm import kernel
 
-    compiler = compiler or os.environ.get("CXX", "g++")
-    if shutil.which(compiler) is None:
-        raise InputError(f"{compiler}: no such C++ compiler; set CXX to one")
     library = os.path.join(folder, os.path.splitext(os.path.basename(source))[0] + ".so")
-    command = [compiler, "-std=c++17", "-shared", "-fPIC", "-O3", "-march=native",
-               "-ffp-contract=" + ("fast" if contract else "off"), "-w",
-               source, "-o", library, *tf.sysconfig.get_compile_flags(), *tf.sysconfig.get_link_flags()]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        errors = [line for line in done.stderr.splitlines() if "error" in line] or done.stderr.splitlines()[-1:] or ["no message"]
-        raise InputError(f"{paths.shown(source)}: the build failed: {errors[0].strip()}")
-    return library
+    return kernel.compile_library(source, library, compiler, contract=contract)
 
 
 def load(library):

@@ -131,8 +131,14 @@ class RBMGraph:
         series_bias=None,
         series_step=1.0,
         series_keep=1.0,
+        step="graph",
     ):
         n_visible, n_hidden = weights.shape
+        self.by_kernel = step == "kernel"
+        if self.by_kernel and (cd_steps != 1 or sample_visible or n_hidden % 64):
+            raise ValueError("the kernel step does CD-1 with probabilities, for hidden units a multiple of 64")
+        elif step not in ("graph", "kernel"):
+            raise ValueError(f"a step by 'graph' or 'kernel', not {step!r}")
         self.n_visible = n_visible
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -143,7 +149,11 @@ class RBMGraph:
             self.columns = tf1.placeholder(tf.int32, [None], name="columns")
             self.values = tf1.placeholder(tf.float32, [None], name="values")
             self.binary = binary_input
-            if binary_input:  # for TensorFlow's sparse segment sum
+            if self.by_kernel:  # the kernel's: (reader, book) pairs and their values
+                self.readers = tf1.placeholder(tf.int32, [None], name="readers")
+                self.books = tf1.placeholder(tf.int32, [None], name="books")
+                self.values_by_column = tf1.placeholder(tf.float32, [None], name="values_by_column")
+            elif binary_input:  # for TensorFlow's sparse segment sum
                 self.rows_by_column = tf1.placeholder(tf.int32, [None], name="rows_by_column")
                 self.columns_by_column = tf1.placeholder(tf.int32, [None], name="columns_by_column")
             else:  # (book, reader) pairs and their values, for a CSR matrix
@@ -226,34 +236,35 @@ class RBMGraph:
                     series_noise = tf.random.uniform([batch, self.n_series], seed=seed + 2000 + step)
 
             size = tf.cast(batch, tf.float32)
-            data_visible = tf.math.unsorted_segment_sum(self.values, self.columns, n_visible)  # Σ over the batch of v0
-            # Σ over the batch of v0ᵀh0, made once the reconstruction is: TensorFlow then runs
-            # this single-threaded sum beside the product v'W instead of beside h Wᵀ, which
-            # it slowed (the same ops and bits; 3-4% of an H=1024 step, measured interleaved)
-            with tf.control_dependencies([v_model]):
-                data_weights = self._sparse_transposed_product(h0_mean)
-            weight_gradient = (data_weights - tf.matmul(v_model, h_mean)) / size
-            if weight_decay:  # none at the write-up's settings, whose step skips this pass over the weights
-                weight_gradient = self._decayed(weight_gradient, weight_decay)
-            gradients = [
-                weight_gradient,
-                (data_visible - tf.reduce_sum(v_model, axis=1)) / size,
-                tf.reduce_mean(h0_mean - h_mean, axis=0),
-            ]
-            if self.n_series:
-                # each book's weight to its own series' unit: v_i g_s(i) in the data less the model
-                data_series = tf.gather_nd(
-                    self._padded(g0_mean), tf.stack([self.rows, self.entry_series], axis=1)
-                )
-                data_series = tf.math.unsorted_segment_sum(self.values * data_series, self.columns, n_visible)
-                # only the books in a series (a third) have a term; the others' is 0, so they
-                # are left out of the product and the sum (1-2% of an H=64 step, measured interleaved)
-                in_series = tf.reduce_sum(v_in_series * self._per_book_in_series(g_mean), axis=1)
-                model_series = tf.scatter_nd(self.books_in_series[:, None], in_series, [n_visible])
-                gradients += [
-                    series_step * (data_series - model_series) / size,
-                    series_step * tf.reduce_mean(g0_mean - g_mean, axis=0),
+            if not self.by_kernel:
+                data_visible = tf.math.unsorted_segment_sum(self.values, self.columns, n_visible)  # Σ over the batch of v0
+                # Σ over the batch of v0ᵀh0, made once the reconstruction is: TensorFlow then runs
+                # this single-threaded sum beside the product v'W instead of beside h Wᵀ, which
+                # it slowed (the same ops and bits; 3-4% of an H=1024 step, measured interleaved)
+                with tf.control_dependencies([v_model]):
+                    data_weights = self._sparse_transposed_product(h0_mean)
+                weight_gradient = (data_weights - tf.matmul(v_model, h_mean)) / size
+                if weight_decay:  # none at the write-up's settings, whose step skips this pass over the weights
+                    weight_gradient = self._decayed(weight_gradient, weight_decay)
+                gradients = [
+                    weight_gradient,
+                    (data_visible - tf.reduce_sum(v_model, axis=1)) / size,
+                    tf.reduce_mean(h0_mean - h_mean, axis=0),
                 ]
+                if self.n_series:
+                    # each book's weight to its own series' unit: v_i g_s(i) in the data less the model
+                    data_series = tf.gather_nd(
+                        self._padded(g0_mean), tf.stack([self.rows, self.entry_series], axis=1)
+                    )
+                    data_series = tf.math.unsorted_segment_sum(self.values * data_series, self.columns, n_visible)
+                    # only the books in a series (a third) have a term; the others' is 0, so they
+                    # are left out of the product and the sum (1-2% of an H=64 step, measured interleaved)
+                    in_series = tf.reduce_sum(v_in_series * self._per_book_in_series(g_mean), axis=1)
+                    model_series = tf.scatter_nd(self.books_in_series[:, None], in_series, [n_visible])
+                    gradients += [
+                        series_step * (data_series - model_series) / size,
+                        series_step * tf.reduce_mean(g0_mean - g_mean, axis=0),
+                    ]
             # Σ (v0 - v1)² over the dense batch, from the stored entries and Σ v1²:
             # where v0 is 0 the term is v1², so add (v0 - v1)² - v1² at the stored entries only
             # (Σ v1² as twice L2Loss: one pass over the dense reconstruction instead of a
@@ -265,29 +276,35 @@ class RBMGraph:
                 _variable(param.shape, param.op.name + "_velocity") if momentum else None
                 for param in params
             ]
-            updates = []
-            # param += learning_rate · gradient, and with momentum velocity = momentum ·
-            # velocity + learning_rate · gradient, then param += velocity: TensorFlow's own
-            # update kernels do exactly that (the same bits) when given the gradient and
-            # -learning_rate as their rate (var -= -rate · gradient; velocity = momentum ·
-            # velocity - (-rate) · gradient, var += velocity), each one pass in place where a
-            # product with the rate and an add were two
-            minus_rate = tf.constant(-learning_rate, tf.float32)
-            if momentum:
-                momentum_factor = tf.constant(momentum, tf.float32)
-            # Every read of the variables above must happen before any of them is updated.
-            with tf.control_dependencies(gradients + [self.error]):
-                for param, gradient, velocity in zip(params, gradients, velocities):
-                    if velocity is None:
-                        updates.append(tf.raw_ops.ResourceApplyGradientDescent(
-                            var=param.handle, alpha=minus_rate, delta=gradient,
-                        ))
-                    else:
-                        updates.append(tf.raw_ops.ResourceApplyKerasMomentum(
-                            var=param.handle, accum=velocity.handle, lr=minus_rate, grad=gradient,
-                            momentum=momentum_factor,
-                        ))
-            self.train_step = tf.group(*updates, name="cd_update")
+            if self.by_kernel:
+                self.train_error = self._kernel_step(
+                    params, velocities, series, keep if hidden_keep < 1.0 else tf.ones([batch, n_hidden]), learning_rate,
+                    momentum=momentum, weight_decay=weight_decay, series_step=series_step, series_keep=series_keep, seed=seed,
+                )
+            else:
+                updates = []
+                # param += learning_rate · gradient, and with momentum velocity = momentum ·
+                # velocity + learning_rate · gradient, then param += velocity: TensorFlow's own
+                # update kernels do exactly that (the same bits) when given the gradient and
+                # -learning_rate as their rate (var -= -rate · gradient; velocity = momentum ·
+                # velocity - (-rate) · gradient, var += velocity), each one pass in place where a
+                # product with the rate and an add were two
+                minus_rate = tf.constant(-learning_rate, tf.float32)
+                if momentum:
+                    momentum_factor = tf.constant(momentum, tf.float32)
+                # Every read of the variables above must happen before any of them is updated.
+                with tf.control_dependencies(gradients + [self.error]):
+                    for param, gradient, velocity in zip(params, gradients, velocities):
+                        if velocity is None:
+                            updates.append(tf.raw_ops.ResourceApplyGradientDescent(
+                                var=param.handle, alpha=minus_rate, delta=gradient,
+                            ))
+                        else:
+                            updates.append(tf.raw_ops.ResourceApplyKerasMomentum(
+                                var=param.handle, accum=velocity.handle, lr=minus_rate, grad=gradient,
+                                momentum=momentum_factor,
+                            ))
+                self.train_step = tf.group(*updates, name="cd_update")
             self.scores = tf.transpose(self._mean_visibles(
                 tf.transpose(hidden_keep * self._mean_hiddens_of_batch()),
                 self._mean_series_of_batch() if self.n_series else None,
@@ -327,6 +344,31 @@ class RBMGraph:
             indices=self.entries_by_column, values=self.values_by_column, dense_shape=shape
         )
         return tf.raw_ops.SparseMatrixMatMul(a=batch, b=hidden)
+
+    def _kernel_step(self, params, velocities, series, hidden_kept, learning_rate, **options):
+        """The update and the batch's reconstruction error by the kernel's one op
+        (``bookrbm/kernel.py``): the same step as the graph's ops, on the same variables and
+        the same draws of the hidden units and their dropout (the graph's ops, with their
+        seeds); the series units' draws are its own, unless fed (``series_noise``,
+        ``series_kept``)."""
+        from . import kernel
+
+        batch, n_series = self.batch_size, self.n_series
+        self.series_noise_fed, self.series_kept_fed = (
+            tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series]) for _ in range(2)
+        )
+        if series is None:
+            series = np.full(self.n_visible, -1)
+        return kernel.ops().rbm_cd1_step(
+            params=[param.handle for param in params],
+            velocities=[velocity.handle for velocity in velocities if velocity is not None],
+            series=tf.constant(np.asarray(series, np.int32)),
+            rows=self.rows, columns=self.columns, values=self.values,
+            readers=self.readers, books=self.books, values_by_column=self.values_by_column,
+            batch_size=batch, hidden_noise=self.hidden_noise, hidden_kept=hidden_kept,
+            series_noise=self.series_noise_fed, series_kept=self.series_kept_fed,
+            learning_rate=tf.constant(learning_rate, tf.float32), **options,
+        )
 
     def _decayed(self, gradient, weight_decay):
         """``gradient`` - weight_decay · W, in place.
@@ -420,7 +462,11 @@ class RBMGraph:
         if self.binary and not np.all(batch.data == 1):
             raise ValueError("a graph for binary input was given values other than 1")
         given = entries(batch)
-        if self.binary:
+        if self.by_kernel:
+            in_column_order = {
+                self.readers: given["readers"], self.books: given["books"], self.values_by_column: given["values_by_column"],
+            }
+        elif self.binary:
             in_column_order = {self.rows_by_column: given["readers"], self.columns_by_column: given["books"]}
         else:
             in_column_order = {
@@ -447,9 +493,11 @@ class RBMGraph:
         if hidden_noise is not None:
             feed[self.hidden_noise] = hidden_noise
         if series_noise is not None:
-            feed[self.series_noise] = series_noise
+            feed[self.series_noise_fed if self.by_kernel else self.series_noise] = series_noise
         if series_kept is not None:
-            feed[self.series_kept] = series_kept
+            feed[self.series_kept_fed if self.by_kernel else self.series_kept] = series_kept
+        if self.by_kernel:
+            return float(self.session.run(self.train_error, feed))
         _, error = self.session.run([self.train_step, self.error], feed)
         return float(error)
 

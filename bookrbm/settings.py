@@ -1,5 +1,6 @@
 """Training settings, presets and their checks, kept apart from the trainer so that the CLI
 can show them, and refuse a bad one at once, without importing TensorFlow (4 s)."""
+from . import kernel
 from .errors import InputError, check_range, option
 
 # The original write-up: 64 hidden units, 60 epochs, batches of 100, step 0.6, CD-1 on
@@ -23,6 +24,7 @@ WRITEUP = {
     "short_list_books": 20,
     "series_units": False,
     "series_keep": 1.0,
+    "step": "graph",
 }
 
 # Chosen on the tuning users of the bundled sample (README, "How good are the
@@ -54,6 +56,8 @@ PRESETS = {"default": DEFAULT, "writeup": WRITEUP}
 DEFAULTS = DEFAULT
 INPUTS = ("rating", "binary")
 VISIBLE_BIASES = ("zero", "logit")
+# how a CD step is run: TensorFlow's ops, or one C++ kernel of our own (bookrbm/kernel.py)
+STEPS = ("graph", "kernel")
 # each number's allowed range (``errors.check_range``'s bounds)
 RANGES = {
     "hidden": {"at_least": 1},
@@ -87,3 +91,7 @@ def check_settings(settings):
         raise InputError(f"series_units must be True or False, not {settings['series_units']!r}")
     if settings["visible_bias"] not in VISIBLE_BIASES:
         raise InputError(f"--visible-bias must be one of {', '.join(VISIBLE_BIASES)}, not {settings['visible_bias']!r}")
+    if settings["step"] not in STEPS:
+        raise InputError(f"--step must be one of {', '.join(STEPS)}, not {settings['step']!r}")
+    if settings["step"] == "kernel":
+        kernel.check_settings(settings)

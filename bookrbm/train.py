@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm import tqdm
 
-from . import evaluation, rbm, series
+from . import evaluation, kernel, rbm, series
 from .ahead import ahead
 from .atomic import write_csv
 from .errors import InputError
@@ -90,6 +90,7 @@ def build_graph(fit, settings, seed, series_of_books=None):
         sample_visible=settings["sample_visible"],
         hidden_keep=settings["hidden_keep"],
         binary_input=settings["input"] == "binary",
+        step=settings["step"],
         **series_options,
     )
     return net, rng
@@ -241,6 +242,11 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, fit_rows=Non
         raise InputError("no training users in the processed data")
     tuning = evaluation.tuning_holdout(data, tuning_rows)
 
+    if settings["step"] == "kernel":
+        kernel.ops(log=log)  # built here if need be, so that its note goes to ``log``
+        if not kernel.has_avx512():
+            log("note: the kernel step is blocked for AVX-512, which this machine does not have: the same answers, but"
+                " slower than --step graph")
     series_of_books = book_series(data, settings)
     net, rng = build_graph(fit, settings, seed, series_of_books)
     statistics = fit_statistics(fit)

@@ -54,7 +54,7 @@ def test_compare_child_alternates_the_four_steps_epoch_by_epoch(sample_file, tmp
     shutil.copyfile(sample_file, tmp_path / "processed.npz")
     clock = itertools.count()
     monkeypatch.setattr(full_scale, "_timed", lambda epoch: next(clock))  # the order of the epochs, not their time
-    args = SimpleNamespace(folder=str(tmp_path), hidden=4, batch_size=600, seed=0, epochs=3)
+    args = SimpleNamespace(folder=str(tmp_path), hidden=4, batch_size=600, seed=0, epochs=3, kernel=False)
     seconds = full_scale.measure_compare(args)
     assert seconds == {"ours": [0, 4, 8], "ours_writeup_settings": [1, 5, 9], "writeup": [2, 6, 10],
                        "bare_cd1": [3, 7, 11]}
@@ -96,7 +96,9 @@ def test_smoke_run_measures_every_figure(tmp_path):
                 "train_peak_rss", "writeup_epoch", "train_epoch_alongside_writeup", "speedup_vs_writeup",
                 "train_epoch_writeup_settings", "train_share_of_peak_writeup_settings",
                 "speedup_vs_writeup_same_settings", "bare_cd1_epoch",
-                "bare_cd1_share_of_peak", "recommend_in_process", "recommend_process"}
+                "bare_cd1_share_of_peak", "kernel_epoch", "kernel_share_of_peak", "speedup_vs_writeup_kernel",
+                "kernel_epoch_writeup_settings", "kernel_share_of_peak_writeup_settings",
+                "speedup_vs_writeup_same_settings_kernel", "recommend_in_process", "recommend_process"}
     assert set(table.name) == expected
     assert (table.value > 0).all()
     values = dict(zip(table.name, table.value))
@@ -118,6 +120,12 @@ def test_smoke_run_measures_every_figure(tmp_path):
     assert values["bare_cd1_share_of_peak"] == pytest.approx(
         100 * flop_per_user * bare_users / values["bare_cd1_epoch"] / values["gemm_peak"], rel=0.05
     )
+    # our trainer with --step kernel, by the same count and against the same write-up epochs
+    for suffix, speedup in (("", "speedup_vs_writeup_kernel"), ("_writeup_settings", "speedup_vs_writeup_same_settings_kernel")):
+        assert values[speedup] == pytest.approx(values["writeup_epoch"] / values[f"kernel_epoch{suffix}"], rel=0.02)
+        assert values[f"kernel_share_of_peak{suffix}"] == pytest.approx(
+            100 * flop / values[f"kernel_epoch{suffix}"] / values["gemm_peak"], rel=0.02
+        )
     assert "train_share_of_peak" in done.stdout and "wrote" in done.stdout
 
 

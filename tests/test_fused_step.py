@@ -1,7 +1,6 @@
-"""The CD-1 step as one kernel of our own (bench/fused_step.cc, a prototype the trainer does
-not use): the bare step and our trainer's whole step (with the defaults and at the
-write-up's settings) do the maths of their references, refuse what they cannot take, and
-the bench runs."""
+"""The bare CD-1 step as one kernel of our own (bench/fused_step.cc, a prototype) does the
+maths of its reference and refuses what it cannot take, and the bench of the kernels
+(bench/fused_step.py, which also times the trainer's kernel step) runs."""
 import os
 import shutil
 import subprocess
@@ -57,111 +56,6 @@ def test_the_kernel_refuses_shapes_it_cannot_take(kernels, hidden, batch_size):
             fused.step()
         finally:
             fused.close()
-
-
-@pytest.mark.parametrize("preset", ["writeup", "default"])
-def test_the_whole_step_is_our_graphs(kernels, sample, preset):
-    """Three batches of real readers, the same start and draws: the parameters and each
-    batch's error as our trainer's graph makes them, to float32's rounding. With the
-    defaults that takes the read/unread input, momentum, weight decay, both dropouts (the
-    hidden units' drawn by the same seeded op as the graph's) and the series units."""
-    from bookrbm.settings import PRESETS
-
-    parameters, errors = fused_step.graph_difference(kernels, sample, PRESETS[preset], 64, 100, seed=2)
-    assert parameters < 2e-5 and errors < 2e-5
-
-
-def test_the_check_of_the_whole_step_can_fail(kernels, sample, monkeypatch):
-    """Drawn with another seed, the hidden units' dropout is another, and the check sees it."""
-    from bookrbm.settings import DEFAULTS
-
-    like = fused_step.FusedStep.like
-    monkeypatch.setattr(fused_step.FusedStep, "like", staticmethod(lambda k, trained, seed: like(k, trained, seed + 1)))
-    parameters, _ = fused_step.graph_difference(kernels, sample, DEFAULTS, 64, 100, seed=2)
-    assert parameters > 1e-3
-
-
-def test_the_whole_step_takes_the_last_short_batch_and_a_reader_with_no_books(kernels, sample):
-    from bookrbm import train
-    from bookrbm.graph import RBMGraph
-
-    fit, _, _ = train.trainer_users(sample, "rating")
-    batch = fit[:37].tolil()
-    batch[5] = 0  # a reader who listed nothing: no entries in the batch's row
-    batch = batch.tocsr()
-    batch.eliminate_zeros()
-    rng = np.random.default_rng(0)
-    start = (rng.normal(0, 0.1, (fit.shape[1], 64)).astype(np.float32), rng.normal(0, 1, fit.shape[1]).astype(np.float32),
-             np.zeros(64, np.float32))
-    noise = rng.random((37, 64), dtype=np.float32)
-    ours, fused = RBMGraph(*start, 0.6), fused_step.FusedStep(kernels, start, 0.6)
-    try:
-        assert fused.train_batch(batch, noise) == pytest.approx(ours.train_batch(batch, hidden_noise=noise), rel=1e-5)
-        for got, expected in zip(fused.params(), ours.params()):
-            assert np.allclose(got, expected, rtol=0, atol=1e-6)
-    finally:
-        ours.close()
-        fused.close()
-
-
-def _series_steps(kernels, sample, seed, series_keep, batches=2):
-    """The parameters after ``batches`` steps of the kernel's whole step with the defaults,
-    its series units' draws and dropout its own, and the start."""
-    from bookrbm import series, train
-    from bookrbm.settings import DEFAULTS
-
-    fit, _, _ = train.trainer_users(sample, "binary")
-    of_books = train.book_series(sample, DEFAULTS)
-    rng = np.random.default_rng(0)
-    start = [rng.normal(0, 0.1, (fit.shape[1], 64)).astype(np.float32), np.zeros(fit.shape[1], np.float32),
-             np.zeros(64, np.float32), *series.initial_params(of_books)]
-    fused = fused_step.FusedStep(kernels, start, 0.1, seed=seed, momentum=0.9, weight_decay=0.0003, hidden_keep=0.5,
-                                 series=of_books, series_step=series.STEP_FACTOR, series_keep=series_keep)
-    try:
-        for first in range(0, 100 * batches, 100):
-            fused.train_batch(fit[first : first + 100])
-        return fused.params(), start
-    finally:
-        fused.close()
-
-
-def test_the_kernels_own_series_draws_follow_its_seed(kernels, sample):
-    once, _ = _series_steps(kernels, sample, seed=5, series_keep=0.5)
-    again, _ = _series_steps(kernels, sample, seed=5, series_keep=0.5)
-    other, _ = _series_steps(kernels, sample, seed=6, series_keep=0.5)
-    assert all(np.array_equal(a, b) for a, b in zip(once, again))
-    assert not np.array_equal(once[3], other[3]) and not np.array_equal(once[4], other[4])
-
-
-def test_the_kernels_own_series_dropout_keeps_what_series_keep_says(kernels, sample):
-    """Kept at a chance of 0, no series unit is ever on, so the series weights and biases
-    keep their start (no data, no model statistics); kept always, they move."""
-    dropped, start = _series_steps(kernels, sample, seed=5, series_keep=0.0)
-    kept, _ = _series_steps(kernels, sample, seed=5, series_keep=1.0)
-    assert np.array_equal(dropped[3], start[3]) and np.array_equal(dropped[4], start[4])
-    assert not np.array_equal(kept[3], start[3]) and not np.array_equal(kept[4], start[4])
-
-
-@pytest.mark.parametrize("change, message", [
-    (lambda feed, f: feed.update({f.placeholders["books"]: feed[f.placeholders["books"]][::-1].copy()}),
-     "not in book order"),
-    (lambda feed, f: feed.update({f.placeholders["columns"]: feed[f.placeholders["columns"]] + 10**6}),
-     "outside the batch or the books"),
-    (lambda feed, f: feed.update({f.batch_size: 113}), "a batch of 1 to 112 readers"),
-])
-def test_the_whole_step_refuses_entries_it_cannot_take(kernels, change, message):
-    from bookrbm.graph import tf
-
-    rng = np.random.default_rng(0)
-    fused = fused_step.FusedStep(kernels, [rng.normal(0, 0.1, (30, 64)).astype(np.float32), np.zeros(30, np.float32),
-                                           np.zeros(64, np.float32)], 0.6)
-    try:
-        feed = fused.feed((rng.random((4, 30)) < 0.3).astype(np.float32))
-        change(feed, fused)
-        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
-            fused.train_feed(feed)
-    finally:
-        fused.close()
 
 
 @pytest.mark.parametrize("options, message", [

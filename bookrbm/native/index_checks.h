@@ -1,7 +1,7 @@
-// Checks of the entries' indices that bench/own_kernels.cc and bench/fused_step.cc make
-// before they read anything through them.
-#ifndef BENCH_INDEX_CHECKS_H_
-#define BENCH_INDEX_CHECKS_H_
+// Checks of the entries' indices that the kernels (cd1_step.cc, bench/own_kernels.cc and
+// bench/fused_step.cc) make before they read anything through them.
+#ifndef BOOKRBM_NATIVE_INDEX_CHECKS_H_
+#define BOOKRBM_NATIVE_INDEX_CHECKS_H_
 
 #include <cstdint>
 
@@ -26,4 +26,4 @@ inline bool ascending(const tensorflow::TTypes<tensorflow::int32>::ConstFlat& in
 
 }  // namespace index_checks
 
-#endif  // BENCH_INDEX_CHECKS_H_
+#endif  // BOOKRBM_NATIVE_INDEX_CHECKS_H_

@@ -1,0 +1,339 @@
+// The trainer's CD-1 step as one kernel of our own (`train_rbm.py --step kernel`; built and
+// loaded by bookrbm/kernel.py): RBMGraph's step (bookrbm/graph.py) with one Gibbs step and
+// the reconstruction's probabilities, in one call that updates the graph's variables in
+// place. The three products, their sigmoids and biases, the data side and the update take
+// two passes over the weights (cd1.h's ``Passes``), split between two threads, none of it
+// through TensorFlow's ops: at H=64 on our 2-core AVX-512 machines an epoch takes about half
+// the time of the graph's step (README, "Speed at the full size").
+//
+// Its sums are in another order than TensorFlow's, so a model trained by it differs from the
+// graph's in its bits (not in what it learns: README). The books are split in two halves,
+// one a thread whatever the thread count, so the same seed gives the same bits on any
+// machine of the same kind.
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "tensorflow/core/framework/op.h"
+#include "tensorflow/core/framework/op_kernel.h"
+#include "tensorflow/core/framework/resource_mgr.h"
+#include "tensorflow/core/framework/resource_var.h"
+#include "tensorflow/core/framework/shape_inference.h"
+
+#include "cd1.h"
+#include "index_checks.h"
+
+using namespace tensorflow;
+using namespace cd1;
+using index_checks::all_below;
+using index_checks::ascending;
+using shape_inference::InferenceContext;
+
+REGISTER_OP("RbmCd1Step")
+    .Attr("N: int >= 3").Attr("M: int >= 0")
+    .Attr("momentum: float").Attr("weight_decay: float").Attr("series_step: float").Attr("series_keep: float")
+    .Attr("seed: int")
+    .Input("params: N * resource").Input("velocities: M * resource").Input("series: int32")
+    .Input("rows: int32").Input("columns: int32").Input("values: float")
+    .Input("readers: int32").Input("books: int32").Input("values_by_column: float")
+    .Input("batch_size: int32").Input("hidden_noise: float").Input("hidden_kept: float")
+    .Input("series_noise: float").Input("series_kept: float").Input("learning_rate: float")
+    .Output("error: float")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      c->set_output(0, c->Scalar());
+      return OkStatus();
+    });
+
+namespace {
+
+// The variables a step reads and writes, locked (in address order, as TensorFlow's own
+// update ops lock theirs) until it is done; each one's buffer made its own first, as those
+// ops make it: a fetched value may still share it.
+class LockedVariables {
+ public:
+  LockedVariables(OpKernelContext* c, int first, int count) {
+    for (int j = first; j < first + count; ++j) {
+      core::RefCountPtr<Var> var;
+      OP_REQUIRES_OK(c, LookupResource(c, HandleFromInput(c, j), &var));
+      vars_.push_back(std::move(var));
+    }
+    std::vector<Var*> order;
+    for (auto& var : vars_) order.push_back(var.get());
+    std::sort(order.begin(), order.end());
+    for (Var* var : order) locks_.emplace_back(*var->mu());
+    for (auto& var : vars_) {
+      Tensor* tensor = var->tensor();
+      OP_REQUIRES(c, var->is_initialized && tensor->dtype() == DT_FLOAT,
+                  errors::FailedPrecondition("a parameter that is not an initialized float32 variable"));
+      if (var->copy_on_read_mode.load() || !tensor->RefCountIsOne()) {
+        Tensor own;
+        OP_REQUIRES_OK(c, c->allocate_temp(DT_FLOAT, tensor->shape(), &own));
+        std::memcpy(own.flat<float>().data(), tensor->flat<float>().data(), sizeof(float) * tensor->NumElements());
+        *tensor = own;
+      }
+    }
+  }
+  int size() const { return int(vars_.size()); }
+  Tensor& operator[](int j) { return *vars_[j]->tensor(); }
+  float* data(int j) { return vars_[j]->tensor()->flat<float>().data(); }
+
+ private:
+  std::vector<core::RefCountPtr<Var>> vars_;
+  std::vector<mutex_lock> locks_;
+};
+
+}  // namespace
+
+// One CD-1 step a call, from a batch's stored entries in row order and in column order
+// (books ascending), as the trainer's graph takes them, and its draws: the uniform draws
+// that sample the hidden and the series units and the dropout masks (1 kept, 0 dropped; all
+// 1 without dropout). The series units' draw and dropout (with series_keep) are the kernel's
+// own when given with no rows: TensorFlow's random op took 0.4 ms a step to draw them.
+//   h0 = σ(v0 W + c) · kept, g0 = σ(v0 S + d) · series_kept, h ~ h0, g ~ g0,
+//   v1 = σ(h Wᵀ + b + g Sᵀ), h1 = σ(v1 W + c) · kept, g1 = σ(v1 S + d) · series_kept,
+// where S holds each book's series weight at its series' unit (params: weights, visible
+// bias, hidden bias, and with series units their weights and biases); then each parameter
+// moves by learning_rate times its gradient, (data - model) / B (the weights' less
+// weight_decay · W; the series units' times series_step), through its velocity when there
+// are velocities (velocity = momentum · velocity + learning_rate · gradient; parameter +=
+// velocity). Returns the batch's reconstruction error (its mean squared error over readers ×
+// books).
+class Cd1Step : public OpKernel {
+ public:
+  explicit Cd1Step(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("N", &n_params_));
+    OP_REQUIRES_OK(c, c->GetAttr("M", &n_velocities_));
+    OP_REQUIRES_OK(c, c->GetAttr("momentum", &momentum_));
+    OP_REQUIRES_OK(c, c->GetAttr("weight_decay", &decay_));
+    OP_REQUIRES_OK(c, c->GetAttr("series_step", &series_step_));
+    OP_REQUIRES_OK(c, c->GetAttr("series_keep", &series_keep_));
+    int64_t seed = 0;
+    OP_REQUIRES_OK(c, c->GetAttr("seed", &seed));
+    OP_REQUIRES(c, (n_params_ == 3 || n_params_ == 5) && (n_velocities_ == 0 || n_velocities_ == n_params_),
+                errors::InvalidArgument("3 parameters, or 5 with series units, and a velocity for each or none"));
+    key_ = uint64_t(seed) * 0xd1b54a32d192ed03ULL;
+  }
+
+  void Compute(OpKernelContext* c) override {
+    mutex_lock lock(mu_);  // the scratch below is the op's own
+    LockedVariables vars(c, 0, n_params_ + n_velocities_);
+    if (!c->status().ok()) return;
+    const int at = n_params_ + n_velocities_;  // the first input after the variables
+    const Tensor& series = c->input(at);
+    bool agree = parameters_agree(vars[0], vars[1], vars[2]) && series.NumElements() == vars[0].dim_size(0);
+    if (n_params_ == 5) agree = agree && vars[3].NumElements() == vars[0].dim_size(0);
+    for (int j = 0; j < n_velocities_; ++j) agree = agree && vars[n_params_ + j].shape() == vars[j].shape();
+    OP_REQUIRES(c, agree,
+                errors::InvalidArgument("weights (books, hidden) with hidden units a multiple of 64, their biases, each"
+                                        " book's series (and series weight), and velocities of the same shapes"));
+    const int64_t S = n_params_ == 5 ? vars[4].NumElements() : 0;
+    OP_REQUIRES(c, all_series_below(series.flat<int32>(), S), errors::InvalidArgument("a book's series outside the series units"));
+    for (int j = 0; j < 5; ++j) {
+      param_[j] = j < n_params_ ? vars.data(j) : nullptr;
+      velocity_[j] = j < n_velocities_ ? vars.data(n_params_ + j) : nullptr;
+    }
+    float error = std::numeric_limits<float>::quiet_NaN();
+    step(c, at, vars[0].dim_size(0), vars[0].dim_size(1), S, &error);
+    if (!c->status().ok()) return;
+    Tensor* out = nullptr;
+    OP_REQUIRES_OK(c, c->allocate_output(0, TensorShape({}), &out));
+    out->scalar<float>()() = error;
+  }
+
+ private:
+  static bool all_series_below(const TTypes<int32>::ConstFlat& series, int64_t count) {
+    for (int64_t j = 0; j < series.size(); ++j)
+      if (series(j) < -1 || series(j) >= count) return false;
+    return true;
+  }
+
+  // parameter j's element i moves by learning_rate · gradient (through its velocity)
+  void move(int j, int64_t i, float gradient) {
+    if (!velocity_[j]) {
+      param_[j][i] += rate_ * gradient;
+    } else {
+      float& velocity = velocity_[j][i];
+      velocity = momentum_ * velocity + rate_ * gradient;
+      param_[j][i] += velocity;
+    }
+  }
+
+  // the step on the n books, H hidden units and S series units of the parameters (param_)
+  void step(OpKernelContext* c, int at, int64_t n, int64_t H, int64_t S, float* error) {
+    const int32_t* series = c->input(at).flat<int32>().data();
+    auto rows = c->input(at + 1).flat<int32>();
+    auto columns = c->input(at + 2).flat<int32>();
+    auto values = c->input(at + 3).flat<float>();
+    auto readers = c->input(at + 4).flat<int32>();
+    auto books = c->input(at + 5).flat<int32>();
+    auto by_column = c->input(at + 6).flat<float>();
+    const int64_t B = c->input(at + 7).scalar<int32>()();
+    const Tensor &noise = c->input(at + 8), &kept = c->input(at + 9), &series_noise = c->input(at + 10),
+                 &series_kept = c->input(at + 11);
+    rate_ = c->input(at + 12).scalar<float>()();
+    auto is = [](const Tensor& t, int64_t rows, int64_t columns) {
+      return t.dims() == 2 && t.dim_size(0) == rows && t.dim_size(1) == columns;
+    };
+    OP_REQUIRES(c, B >= 1 && B <= Passes::kMaxBatch && is(noise, B, H) && is(kept, B, H) &&
+                       (is(series_noise, B, S) || is(series_noise, 0, S)) &&
+                       (is(series_kept, B, S) || is(series_kept, 0, S)),
+                errors::InvalidArgument("a batch of 1 to 112 readers, and a draw and a mask for each of their hidden"
+                                        " and series units"));
+    OP_REQUIRES(c, columns.size() == rows.size() && values.size() == rows.size() && readers.size() == rows.size() &&
+                       books.size() == rows.size() && by_column.size() == rows.size(),
+                errors::InvalidArgument("the entries' indices and values in both orders, as many of each"));
+    OP_REQUIRES(c, all_below(rows, B) && all_below(readers, B) && all_below(columns, n) && all_below(books, n),
+                errors::InvalidArgument("an entry outside the batch or the books"));
+    OP_REQUIRES(c, ascending(books), errors::InvalidArgument("entries in column order not in book order"));
+    OP_REQUIRES(c, ascending(rows), errors::InvalidArgument("entries in row order not in reader order"));
+    float *w = param_[0], *vb = param_[1], *hb = param_[2], *sw = param_[3], *sb = param_[4];
+    const float *u = noise.flat<float>().data(), *on = kept.flat<float>().data();
+    const float *series_u = series_noise.flat<float>().data(), *series_on = series_kept.flat<float>().data();
+    const bool draw_noise = S && series_noise.dim_size(0) == 0, draw_kept = S && series_kept.dim_size(0) == 0;
+    if (draw_noise) drawn_noise_.resize(B * S), series_u = drawn_noise_.data();
+    if (draw_kept) drawn_kept_.resize(B * S), series_on = drawn_kept_.data();
+    const uint64_t noise_key = key_ + 2 * draws_, kept_key = key_ + 2 * draws_ + 1;
+    ++draws_;
+    // each book's first entry in column order, and each reader's in row order
+    first_.assign(n + 1, 0);
+    for (int64_t j = 0; j < books.size(); ++j) ++first_[books(j) + 1];
+    for (int64_t i = 0; i < n; ++i) first_[i + 1] += first_[i];
+    row_first_.assign(B + 1, 0);
+    for (int64_t j = 0; j < rows.size(); ++j) ++row_first_[rows(j) + 1];
+    for (int64_t b = 0; b < B; ++b) row_first_[b + 1] += row_first_[b];
+    if (S && series_first_.size() != size_t(S + 1)) {  // each series' books, ascending: the same every step
+      series_first_.assign(S + 1, 0);
+      for (int64_t i = 0; i < n; ++i)
+        if (series[i] >= 0) ++series_first_[series[i] + 1];
+      for (int64_t t = 0; t < S; ++t) series_first_[t + 1] += series_first_[t];
+      series_books_.resize(series_first_[S]);
+      std::vector<int64_t> next(series_first_.begin(), series_first_.end() - 1);
+      for (int64_t i = 0; i < n; ++i)
+        if (series[i] >= 0) series_books_[next[series[i]]++] = i;
+    }
+    // h0 and g0 from the entries, and their samples (h's transpose, g's series-major), half
+    // the readers a thread
+    h0_.assign(B * H, 0.0f);
+    g0_.assign(B * S, 0.0f);
+    passes_.start(n, H, B);
+    float* ht = passes_.ht();
+    const int64_t Bp = passes_.padded();
+    gs_.assign(S * Bp + 16, 0.0f);
+    float* gs = aligned(gs_);
+    Passes::two(c, B / 2, B, [&](int64_t, int64_t lo, int64_t hi) {
+      if (draw_noise) uniforms(drawn_noise_.data() + lo * S, (hi - lo) * S, noise_key, lo * S);
+      if (draw_kept) {
+        uniforms(drawn_kept_.data() + lo * S, (hi - lo) * S, kept_key, lo * S);
+        for (int64_t j = lo * S; j < hi * S; ++j) drawn_kept_[j] = drawn_kept_[j] < series_keep_ ? 1.0f : 0.0f;
+      }
+      for (int64_t b = lo; b < hi; ++b) {
+        float* h = h0_.data() + b * H;
+        float* g = g0_.data() + b * S;
+        for (int64_t j = row_first_[b]; j < row_first_[b + 1]; ++j) {
+          const float* row = w + int64_t(columns(j)) * H;
+          const float value = values(j);
+          for (int64_t k = 0; k < H; ++k) h[k] += value * row[k];
+          const int32_t unit = S ? series[columns(j)] : -1;
+          if (unit >= 0) g[unit] += value * sw[columns(j)];
+        }
+        sigmoid_row(h, H, hb, 0.0f, on + b * H);
+        for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = u[b * H + k] < h[k] ? 1.0f : 0.0f;
+        if (!S) continue;
+        sigmoid_row(g, S, sb, 0.0f, series_on + b * S);
+        for (int64_t t = 0; t < S; ++t) gs[t * Bp + b] = series_u[b * S + t] < g[t] ? 1.0f : 0.0f;
+      }
+    });
+    const Push push{S ? series : nullptr, sw, gs, Bp};
+    const float size = float(B);
+    const float squares = passes_.reconstruct(c, w, vb, push, [&](int64_t i, float sum) {
+      float data = 0.0f;
+      for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column(j);
+      move(1, i, (data - sum) / size);
+    });
+    // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of v1²
+    const float* v1 = passes_.v1();
+    float at_entries = 0.0f;
+    for (int64_t j = 0; j < rows.size(); ++j) {
+      const float model = v1[int64_t(columns(j)) * Bp + rows(j)];
+      at_entries += (values(j) - model) * (values(j) - model) - model * model;
+    }
+    *error = (squares + at_entries) / float(B * n);
+    const float* h1 = passes_.hidden(hb, on);
+    for (int64_t k = 0; k < H; ++k) {
+      float sum = 0.0f;
+      for (int64_t b = 0; b < B; ++b) sum += h0_[b * H + k] - h1[b * H + k];
+      move(2, k, sum / size);
+    }
+    if (S) series_step(c, n, B, Bp, series, by_column, readers, series_on);
+    // the weights: (v0ᵀ h0 - v1ᵀ h1) / B - decay · W, each book's data statistics from its
+    // entries in column order
+    const float* h0 = h0_.data();
+    const v16 inverse = splat(1.0f / size), decay = splat(decay_), rate = splat(rate_), momentum = splat(momentum_);
+    float* velocity = velocity_[0];
+    passes_.update(c, w, [&](int64_t i, int64_t offset, v16 weights, v16 model) {
+      v16 data = v16{};
+      for (int64_t j = first_[i]; j < first_[i + 1]; ++j)
+        data = splat(by_column(j)) * load(h0 + int64_t(readers(j)) * H + offset) + data;
+      const v16 gradient = (data - model) * inverse - decay * weights;
+      if (!velocity) return rate * gradient + weights;
+      float* at = velocity + i * H + offset;
+      const v16 moved = momentum * load(at) + rate * gradient;
+      store(at, moved);
+      return weights + moved;
+    });
+  }
+
+  // g1 = σ(v1 S + d) · series_kept, series-major (S, padded batch), and each series' bias and
+  // its books' series weights (v0 g0 at the book's own unit, less v1 g1 there): half the
+  // series a thread
+  void series_step(OpKernelContext* c, int64_t n, int64_t B, int64_t Bp, const int32_t* series,
+                   const TTypes<float>::ConstFlat& by_column,
+                   const TTypes<int32>::ConstFlat& readers, const float* series_on) {
+    const int64_t S = int64_t(series_first_.size()) - 1;
+    const float *v1 = passes_.v1(), *sw = param_[3], *sb = param_[4];
+    const float size = float(B);
+    g1_.assign(S * Bp + 16, 0.0f);
+    float* g1 = aligned(g1_);
+    Passes::two(c, S / 2, S, [&](int64_t, int64_t lo, int64_t hi) {
+      for (int64_t t = lo; t < hi; ++t) {
+        float* g = g1 + t * Bp;
+        for (int64_t at = series_first_[t]; at < series_first_[t + 1]; ++at) {
+          const int64_t i = series_books_[at];
+          for (int64_t b = 0; b < Bp; b += 16) store(g + b, splat(sw[i]) * load(v1 + i * Bp + b) + load(g + b));
+        }
+        sigmoid_row(g, Bp, nullptr, sb[t], nullptr);
+        float sum = 0.0f;
+        for (int64_t b = 0; b < B; ++b) {
+          g[b] *= series_on[b * S + t];
+          sum += g0_[b * S + t] - g[b];
+        }
+        move(4, t, series_step_ * (sum / size));
+        for (int64_t at = series_first_[t]; at < series_first_[t + 1]; ++at) {
+          const int64_t i = series_books_[at];
+          float data = 0.0f;
+          for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column(j) * g0_[readers(j) * S + t];
+          v16 model = v16{};  // the padding's v1 is 0
+          for (int64_t b = 0; b < Bp; b += 16) model = load(v1 + i * Bp + b) * load(g + b) + model;
+          move(3, i, series_step_ * ((data - total(model)) / size));
+        }
+      }
+    });
+    if (velocity_[3])  // a book in no series: no gradient, but its velocity goes on
+      for (int64_t i = 0; i < n; ++i)
+        if (series[i] < 0) move(3, i, 0.0f);
+  }
+
+  int n_params_ = 3, n_velocities_ = 0;
+  float momentum_ = 0.0f, decay_ = 0.0f, series_step_ = 1.0f, series_keep_ = 1.0f, rate_ = 0.0f;
+  uint64_t key_ = 0, draws_ = 0;  // the series units' draws: key_ + 2 · the step's count (+ 1)
+  float* param_[5] = {};     // this step's parameters, and their velocities (null: none)
+  float* velocity_[5] = {};
+  mutex mu_;
+  Passes passes_;
+  std::vector<float> drawn_noise_, drawn_kept_;
+  std::vector<int64_t> first_, row_first_, series_first_, series_books_;
+  std::vector<float> h0_, g0_, gs_, g1_;
+};
+REGISTER_KERNEL_BUILDER(Name("RbmCd1Step").Device(DEVICE_CPU), Cd1Step);

@@ -1,0 +1,217 @@
+"""The trainer's CD-1 step as one kernel of our own (`train_rbm.py --step kernel`,
+bookrbm/kernel.py): it does the maths of the graph's ops on the same variables, with the
+defaults and at the write-up's settings, trains a model through the trainer, leaves fetched
+parameters alone, and refuses what it cannot take in one line."""
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bookrbm import paths
+
+sys.path.insert(0, os.path.join(paths.ROOT, "bench"))
+import fused_step  # noqa: E402
+
+needs_compiler = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built_kernel(tmp_path_factory):
+    """Built once into a folder of the tests' own, not the user's cache."""
+    folder = str(tmp_path_factory.mktemp("kernel-cache"))
+    saved = os.environ.get("BOOKRBM_CACHE")
+    os.environ["BOOKRBM_CACHE"] = folder
+    yield folder
+    if saved is None:
+        del os.environ["BOOKRBM_CACHE"]
+    else:
+        os.environ["BOOKRBM_CACHE"] = saved
+
+
+def _start(n_books, hidden, rng):
+    return [rng.normal(0, 0.1, (n_books, hidden)).astype(np.float32), rng.normal(0, 1, n_books).astype(np.float32),
+            np.zeros(hidden, np.float32)]
+
+
+@needs_compiler
+@pytest.mark.parametrize("preset", ["writeup", "default"])
+def test_the_kernel_step_is_the_graphs(sample, preset):
+    """Three batches of real readers, the same start and draws: the parameters and each
+    batch's error as the graph's ops make them, to float32's rounding. With the defaults
+    that takes the read/unread input, momentum, weight decay, both dropouts (the hidden
+    units' drawn by the same seeded op) and the series units."""
+    from bookrbm.settings import PRESETS
+
+    parameters, errors = fused_step.graph_difference(sample, PRESETS[preset], 64, 100, seed=2)
+    assert parameters < 2e-5 and errors < 2e-5
+
+
+@needs_compiler
+def test_the_check_of_the_kernel_step_can_fail(sample):
+    """Drawn with another seed, the hidden units' dropout is another, and the check sees it."""
+    from bookrbm.settings import DEFAULTS
+
+    parameters, _ = fused_step.graph_difference(sample, DEFAULTS, 64, 100, seed=2, kernel_seed=3)
+    assert parameters > 1e-3
+
+
+@needs_compiler
+def test_the_kernel_step_takes_the_last_short_batch_and_a_reader_with_no_books(sample):
+    from bookrbm import train
+    from bookrbm.graph import RBMGraph
+
+    fit, _, _ = train.trainer_users(sample, "rating")
+    batch = fit[:37].tolil()
+    batch[5] = 0  # a reader who listed nothing: no entries in the batch's row
+    batch = batch.tocsr()
+    batch.eliminate_zeros()
+    rng = np.random.default_rng(0)
+    start = _start(fit.shape[1], 64, rng)
+    noise = rng.random((37, 64), dtype=np.float32)
+    ours, by_kernel = RBMGraph(*start, 0.6), RBMGraph(*start, 0.6, step="kernel")
+    try:
+        assert by_kernel.train_batch(batch, noise) == pytest.approx(ours.train_batch(batch, hidden_noise=noise), rel=1e-5)
+        for got, expected in zip(by_kernel.params(), ours.params()):
+            assert np.allclose(got, expected, rtol=0, atol=1e-6)
+    finally:
+        ours.close()
+        by_kernel.close()
+
+
+@needs_compiler
+def test_parameters_fetched_before_a_step_stay_as_they_were(sample):
+    """The kernel updates the variables in place; a value fetched before (the trainer keeps
+    the best epoch's without a copy) must not change under it, and ``set_params`` loads."""
+    from bookrbm import train
+    from bookrbm.graph import RBMGraph
+
+    fit, _, _ = train.trainer_users(sample, "binary")
+    net = RBMGraph(*_start(fit.shape[1], 64, np.random.default_rng(1)), 0.1, momentum=0.9, step="kernel")
+    try:
+        before = net.params()
+        kept = [param.copy() for param in before]
+        net.train_batch(fit[:100])
+        after = net.params()
+        assert all(np.array_equal(a, b) for a, b in zip(before, kept))
+        assert not np.array_equal(after[0], kept[0])
+        net.set_params(*kept)
+        assert all(np.array_equal(a, b) for a, b in zip(net.params(), kept))
+    finally:
+        net.close()
+
+
+def _series_steps(sample, seed, series_keep, batches=2):
+    """The parameters after ``batches`` kernel steps with the defaults, its series units'
+    draws and dropout its own, and the start."""
+    from bookrbm import series, train
+    from bookrbm.graph import RBMGraph
+    from bookrbm.settings import DEFAULTS
+
+    fit, _, _ = train.trainer_users(sample, "binary")
+    of_books = train.book_series(sample, DEFAULTS)
+    start = [*_start(fit.shape[1], 64, np.random.default_rng(0)), *series.initial_params(of_books)]
+    net = RBMGraph(*start[:3], 0.1, seed=seed, momentum=0.9, weight_decay=0.0003, hidden_keep=0.5, binary_input=True,
+                   series=of_books, series_weights=start[3], series_bias=start[4], series_step=series.STEP_FACTOR,
+                   series_keep=series_keep, step="kernel")
+    try:
+        for first in range(0, 100 * batches, 100):
+            net.train_batch(fit[first : first + 100])
+        return net.params(), start
+    finally:
+        net.close()
+
+
+@needs_compiler
+def test_the_kernels_own_series_draws_follow_its_seed(sample):
+    once, _ = _series_steps(sample, seed=5, series_keep=0.5)
+    again, _ = _series_steps(sample, seed=5, series_keep=0.5)
+    other, _ = _series_steps(sample, seed=6, series_keep=0.5)
+    assert all(np.array_equal(a, b) for a, b in zip(once, again))
+    assert not np.array_equal(once[3], other[3]) and not np.array_equal(once[4], other[4])
+
+
+@needs_compiler
+def test_the_kernels_own_series_dropout_keeps_what_series_keep_says(sample):
+    """Kept at a chance of 0, no series unit is ever on, so the series weights and biases
+    keep their start (no data, no model statistics); kept always, they move."""
+    dropped, start = _series_steps(sample, seed=5, series_keep=0.0)
+    kept, _ = _series_steps(sample, seed=5, series_keep=1.0)
+    assert np.array_equal(dropped[3], start[3]) and np.array_equal(dropped[4], start[4])
+    assert not np.array_equal(kept[3], start[3]) and not np.array_equal(kept[4], start[4])
+
+
+@needs_compiler
+@pytest.mark.parametrize("change, message", [
+    (lambda feed, net: feed.update({net.books: feed[net.books][::-1].copy()}), "not in book order"),
+    (lambda feed, net: feed.update({net.columns: feed[net.columns] + 10**6}), "outside the batch or the books"),
+    (lambda feed, net: feed.update({net.batch_size: 113}), "a batch of 1 to 112 readers"),
+])
+def test_the_kernel_step_refuses_entries_it_cannot_take(change, message):
+    from bookrbm.graph import RBMGraph, tf
+
+    rng = np.random.default_rng(0)
+    net = RBMGraph(*_start(30, 64, rng), 0.6, step="kernel")
+    try:
+        feed = net.feed((rng.random((4, 30)) < 0.3).astype(np.float32))
+        change(feed, net)
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            net.train_feed(feed)
+    finally:
+        net.close()
+
+
+@needs_compiler
+def test_the_trainer_with_the_kernel_step_trains_as_with_the_graphs(sample):
+    """Through ``train.train`` at the write-up's settings (no series units, so every draw is
+    the same seeded op's): the same history, to float32's rounding, and the model says which
+    step made it."""
+    from bookrbm import train
+    from bookrbm.settings import WRITEUP
+
+    models = {
+        step: train.train(sample, seed=4, progress=False, log=lambda m: None, max_batches=4,
+                          **{**WRITEUP, "epochs": 2, "step": step})
+        for step in ("graph", "kernel")
+    }
+    for ours, by_kernel in zip(models["graph"].history, models["kernel"].history):
+        for name in ("train_error", "valid_error", "train_free_energy", "valid_free_energy"):
+            assert by_kernel[name] == pytest.approx(ours[name], rel=1e-4)
+    assert models["kernel"].history[1]["valid_error"] < models["kernel"].history[0]["valid_error"]
+    assert models["kernel"].settings["step"] == "kernel" and models["graph"].settings["step"] == "graph"
+    assert np.allclose(models["kernel"].weights, models["graph"].weights, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--hidden", "100"], "error: --step kernel needs --hidden a multiple of 64, not 100"),
+    (["--cd-steps", "2"], "error: --step kernel does CD-1 only, not --cd-steps 2; use --step graph"),
+    (["--sample-visible"], "error: --step kernel reconstructs with probabilities only, not --sample-visible; use --step graph"),
+    (["--batch-size", "113"], "error: --step kernel takes batches of at most 112, not --batch-size 113"),
+])
+def test_what_the_kernel_step_cannot_do_is_one_line(options, message, tmp_path):
+    done = subprocess.run([sys.executable, "train_rbm.py", "--step", "kernel", *options, "--out", str(tmp_path / "m.npz")],
+                          cwd=paths.ROOT, capture_output=True, text=True)
+    assert done.returncode == 2 and done.stderr.strip() == message
+    assert not (tmp_path / "m.npz").exists()
+
+
+def test_no_compiler_is_one_line(sample_file, tmp_path):
+    done = subprocess.run(
+        [sys.executable, "train_rbm.py", "--step", "kernel", "--data", str(sample_file), "--out", str(tmp_path / "m.npz"),
+         "--plots", str(tmp_path)],
+        cwd=paths.ROOT, capture_output=True, text=True, env={**os.environ, "CXX": "no-such-cc"},
+    )
+    assert done.returncode == 2 and done.stderr.strip() == "error: no-such-cc: no such C++ compiler; set CXX to one"
+    assert not (tmp_path / "m.npz").exists()
+
+
+@needs_compiler
+def test_the_cached_build_has_one_name_in_every_process():
+    """Its name is a digest of what it is built from; a process of another hash seed (sets
+    iterate in another order) must find the same file, not build it again."""
+    command = [sys.executable, "-c", "from bookrbm import kernel; print(kernel.library_path())"]
+    names = {subprocess.run(command, cwd=paths.ROOT, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
+    assert len(names) == 1 and names.pop().endswith(".so")
