@@ -141,7 +141,10 @@ class RBMGraph:
             raise ValueError(f"a step by 'graph' or 'kernel', not {step!r}")
         self.n_visible = n_visible
         self.graph = tf.Graph()
-        with self.graph.as_default():
+        # the kernel's op is a CPU op, and reads the variables where it runs: all on the CPU
+        # then, where a GPU would otherwise take them
+        on_cpu = tf.device("/cpu:0") if self.by_kernel else contextlib.nullcontext()
+        with self.graph.as_default(), on_cpu:
             tf1.set_random_seed(seed)
             # the batch's stored entries in row order (rows, columns, values), the same entries
             # in column order, its row count
