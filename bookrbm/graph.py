@@ -61,15 +61,22 @@ def checked_batch(batch, n_visible):
     return batch
 
 
-def entries(batch):
-    """The stored entries of ``batch`` (CSR, (batch, n_visible)), int32 indices: in row order
-    ``rows``, ``columns``, ``values``; in column order ``readers``, ``books``,
-    ``values_by_column``."""
-    by_column = batch.tocsc()
+def in_row_order(batch):
+    """The stored entries of ``batch`` (CSR, (batch, n_visible)) in row order, int32 indices:
+    ``rows``, ``columns``, ``values``."""
     return {
         "rows": np.repeat(np.arange(batch.shape[0], dtype=np.int32), np.diff(batch.indptr)),
         "columns": batch.indices.astype(np.int32, copy=False),
         "values": batch.data,
+    }
+
+
+def entries(batch):
+    """The stored entries of ``batch`` (CSR, (batch, n_visible)), int32 indices: in row order
+    (``in_row_order``); in column order ``readers``, ``books``, ``values_by_column``."""
+    by_column = batch.tocsc()
+    return {
+        **in_row_order(batch),
         "readers": by_column.indices.astype(np.int32, copy=False),
         "books": np.repeat(np.arange(batch.shape[1], dtype=np.int32), np.diff(by_column.indptr)),
         "values_by_column": by_column.data,
@@ -147,19 +154,15 @@ class RBMGraph:
         with self.graph.as_default(), on_cpu:
             tf1.set_random_seed(seed)
             # the batch's stored entries in row order (rows, columns, values), the same entries
-            # in column order, its row count
+            # in column order (for the graph's update; the kernel makes them itself), its row count
             self.rows = tf1.placeholder(tf.int32, [None], name="rows")
             self.columns = tf1.placeholder(tf.int32, [None], name="columns")
             self.values = tf1.placeholder(tf.float32, [None], name="values")
             self.binary = binary_input
-            if self.by_kernel:  # the kernel's: (reader, book) pairs and their values
-                self.readers = tf1.placeholder(tf.int32, [None], name="readers")
-                self.books = tf1.placeholder(tf.int32, [None], name="books")
-                self.values_by_column = tf1.placeholder(tf.float32, [None], name="values_by_column")
-            elif binary_input:  # for TensorFlow's sparse segment sum
+            if binary_input and not self.by_kernel:  # for TensorFlow's sparse segment sum
                 self.rows_by_column = tf1.placeholder(tf.int32, [None], name="rows_by_column")
                 self.columns_by_column = tf1.placeholder(tf.int32, [None], name="columns_by_column")
-            else:  # (book, reader) pairs and their values, for a CSR matrix
+            elif not self.by_kernel:  # (book, reader) pairs and their values, for a CSR matrix
                 self.entries_by_column = tf1.placeholder(tf.int64, [None, 2], name="entries_by_column")
                 self.values_by_column = tf1.placeholder(tf.float32, [None], name="values_by_column")
             self.batch_size = tf1.placeholder(tf.int32, [], name="batch_size")
@@ -366,9 +369,7 @@ class RBMGraph:
             params=[param.handle for param in params],
             velocities=[velocity.handle for velocity in velocities if velocity is not None],
             series=tf.constant(np.asarray(series, np.int32)),
-            rows=self.rows, columns=self.columns, values=self.values,
-            readers=self.readers, books=self.books, values_by_column=self.values_by_column,
-            batch_size=batch, hidden_noise=self.hidden_noise, hidden_kept=hidden_kept,
+            rows=self.rows, columns=self.columns, values=self.values, batch_size=batch, hidden_noise=self.hidden_noise, hidden_kept=hidden_kept,
             series_noise=self.series_noise_fed, series_kept=self.series_kept_fed,
             learning_rate=tf.constant(learning_rate, tf.float32), **options,
         )
@@ -464,12 +465,12 @@ class RBMGraph:
         batch = checked_batch(batch, self.n_visible)
         if self.binary and not np.all(batch.data == 1):
             raise ValueError("a graph for binary input was given values other than 1")
+        if self.by_kernel:  # row order only: the kernel makes the column order
+            given = in_row_order(batch)
+            return {self.rows: given["rows"], self.columns: given["columns"], self.values: given["values"],
+                    self.batch_size: batch.shape[0]}
         given = entries(batch)
-        if self.by_kernel:
-            in_column_order = {
-                self.readers: given["readers"], self.books: given["books"], self.values_by_column: given["values_by_column"],
-            }
-        elif self.binary:
+        if self.binary:
             in_column_order = {self.rows_by_column: given["readers"], self.columns_by_column: given["books"]}
         else:
             in_column_order = {

@@ -145,7 +145,7 @@ def test_the_kernels_own_series_dropout_keeps_what_series_keep_says(sample):
 
 @needs_compiler
 @pytest.mark.parametrize("change, message", [
-    (lambda feed, net: feed.update({net.books: feed[net.books][::-1].copy()}), "not in book order"),
+    (lambda feed, net: feed.update({net.rows: feed[net.rows][::-1].copy()}), "not in reader order"),
     (lambda feed, net: feed.update({net.columns: feed[net.columns] + 10**6}), "outside the batch or the books"),
     (lambda feed, net: feed.update({net.batch_size: 113}), "a batch of 1 to 112 readers"),
 ])

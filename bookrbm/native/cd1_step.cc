@@ -36,7 +36,6 @@ REGISTER_OP("RbmCd1Step")
     .Attr("seed: int")
     .Input("params: N * resource").Input("velocities: M * resource").Input("series: int32")
     .Input("rows: int32").Input("columns: int32").Input("values: float")
-    .Input("readers: int32").Input("books: int32").Input("values_by_column: float")
     .Input("batch_size: int32").Input("hidden_noise: float").Input("hidden_kept: float")
     .Input("series_noise: float").Input("series_kept: float").Input("learning_rate: float")
     .Output("error: float")
@@ -86,8 +85,8 @@ class LockedVariables {
 
 }  // namespace
 
-// One CD-1 step a call, from a batch's stored entries in row order and in column order
-// (books ascending), as the trainer's graph takes them, and its draws: the uniform draws
+// One CD-1 step a call, from a batch's stored entries in row order (readers ascending), as
+// the trainer's graph takes them, and its draws: the uniform draws
 // that sample the hidden and the series units and the dropout masks (1 kept, 0 dropped; all
 // 1 without dropout). The series units' draw and dropout (with series_keep) are the kernel's
 // own when given with no rows: TensorFlow's random op took 0.4 ms a step to draw them.
@@ -166,13 +165,10 @@ class Cd1Step : public OpKernel {
     auto rows = c->input(at + 1).flat<int32>();
     auto columns = c->input(at + 2).flat<int32>();
     auto values = c->input(at + 3).flat<float>();
-    auto readers = c->input(at + 4).flat<int32>();
-    auto books = c->input(at + 5).flat<int32>();
-    auto by_column = c->input(at + 6).flat<float>();
-    const int64_t B = c->input(at + 7).scalar<int32>()();
-    const Tensor &noise = c->input(at + 8), &kept = c->input(at + 9), &series_noise = c->input(at + 10),
-                 &series_kept = c->input(at + 11);
-    rate_ = c->input(at + 12).scalar<float>()();
+    const int64_t B = c->input(at + 4).scalar<int32>()();
+    const Tensor &noise = c->input(at + 5), &kept = c->input(at + 6), &series_noise = c->input(at + 7),
+                 &series_kept = c->input(at + 8);
+    rate_ = c->input(at + 9).scalar<float>()();
     auto is = [](const Tensor& t, int64_t rows, int64_t columns) {
       return t.dims() == 2 && t.dim_size(0) == rows && t.dim_size(1) == columns;
     };
@@ -181,13 +177,10 @@ class Cd1Step : public OpKernel {
                        (is(series_kept, B, S) || is(series_kept, 0, S)),
                 errors::InvalidArgument("a batch of 1 to 112 readers, and a draw and a mask for each of their hidden"
                                         " and series units"));
-    OP_REQUIRES(c, columns.size() == rows.size() && values.size() == rows.size() && readers.size() == rows.size() &&
-                       books.size() == rows.size() && by_column.size() == rows.size(),
-                errors::InvalidArgument("the entries' indices and values in both orders, as many of each"));
-    OP_REQUIRES(c, all_below(rows, B) && all_below(readers, B) && all_below(columns, n) && all_below(books, n),
-                errors::InvalidArgument("an entry outside the batch or the books"));
-    OP_REQUIRES(c, ascending(books), errors::InvalidArgument("entries in column order not in book order"));
-    OP_REQUIRES(c, ascending(rows), errors::InvalidArgument("entries in row order not in reader order"));
+    OP_REQUIRES(c, columns.size() == rows.size() && values.size() == rows.size(),
+                errors::InvalidArgument("the entries' rows, columns and values, as many of each"));
+    OP_REQUIRES(c, all_below(rows, B) && all_below(columns, n), errors::InvalidArgument("an entry outside the batch or the books"));
+    OP_REQUIRES(c, ascending(rows), errors::InvalidArgument("entries not in reader order"));
     float *w = param_[0], *vb = param_[1], *hb = param_[2], *sw = param_[3], *sb = param_[4];
     const float *u = noise.flat<float>().data(), *on = kept.flat<float>().data();
     const float *series_u = series_noise.flat<float>().data(), *series_on = series_kept.flat<float>().data();
@@ -196,10 +189,22 @@ class Cd1Step : public OpKernel {
     if (draw_kept) drawn_kept_.resize(B * S), series_on = drawn_kept_.data();
     const uint64_t noise_key = key_ + 2 * draws_, kept_key = key_ + 2 * draws_ + 1;
     ++draws_;
-    // each book's first entry in column order, and each reader's in row order
+    // the entries in column order (each book's readers ascending, as the entries come in
+    // reader order), made here where the feed made them in NumPy on a core the passes need:
+    // each book's first entry there, its readers and their values
     first_.assign(n + 1, 0);
-    for (int64_t j = 0; j < books.size(); ++j) ++first_[books(j) + 1];
+    for (int64_t j = 0; j < columns.size(); ++j) ++first_[columns(j) + 1];
     for (int64_t i = 0; i < n; ++i) first_[i + 1] += first_[i];
+    readers_.resize(columns.size());
+    by_column_.resize(columns.size());
+    next_.assign(first_.begin(), first_.end() - 1);
+    for (int64_t j = 0; j < columns.size(); ++j) {
+      const int64_t place = next_[columns(j)]++;
+      readers_[place] = rows(j);
+      by_column_[place] = values(j);
+    }
+    const int32_t* readers = readers_.data();
+    const float* by_column = by_column_.data();
     row_first_.assign(B + 1, 0);
     for (int64_t j = 0; j < rows.size(); ++j) ++row_first_[rows(j) + 1];
     for (int64_t b = 0; b < B; ++b) row_first_[b + 1] += row_first_[b];
@@ -249,7 +254,7 @@ class Cd1Step : public OpKernel {
     const float size = float(B);
     const float squares = passes_.reconstruct(c, w, vb, push, [&](int64_t i, float sum) {
       float data = 0.0f;
-      for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column(j);
+      for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column[j];
       move(1, i, (data - sum) / size);
     });
     // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of v1²
@@ -266,7 +271,7 @@ class Cd1Step : public OpKernel {
       for (int64_t b = 0; b < B; ++b) sum += h0_[b * H + k] - h1[b * H + k];
       move(2, k, sum / size);
     }
-    if (S) series_step(c, n, B, Bp, series, by_column, readers, series_on);
+    if (S) series_step(c, n, B, Bp, series, series_on);
     // the weights: (v0ᵀ h0 - v1ᵀ h1) / B - decay · W, each book's data statistics from its
     // entries in column order
     const float* h0 = h0_.data();
@@ -275,7 +280,7 @@ class Cd1Step : public OpKernel {
     passes_.update(c, w, [&](int64_t i, int64_t offset, v16 weights, v16 model) {
       v16 data = v16{};
       for (int64_t j = first_[i]; j < first_[i + 1]; ++j)
-        data = splat(by_column(j)) * load(h0 + int64_t(readers(j)) * H + offset) + data;
+        data = splat(by_column[j]) * load(h0 + int64_t(readers[j]) * H + offset) + data;
       const v16 gradient = (data - model) * inverse - decay * weights;
       if (!velocity) return rate * gradient + weights;
       float* at = velocity + i * H + offset;
@@ -288,9 +293,7 @@ class Cd1Step : public OpKernel {
   // g1 = σ(v1 S + d) · series_kept, series-major (S, padded batch), and each series' bias and
   // its books' series weights (v0 g0 at the book's own unit, less v1 g1 there): half the
   // series a thread
-  void series_step(OpKernelContext* c, int64_t n, int64_t B, int64_t Bp, const int32_t* series,
-                   const TTypes<float>::ConstFlat& by_column,
-                   const TTypes<int32>::ConstFlat& readers, const float* series_on) {
+  void series_step(OpKernelContext* c, int64_t n, int64_t B, int64_t Bp, const int32_t* series, const float* series_on) {
     const int64_t S = int64_t(series_first_.size()) - 1;
     const float *v1 = passes_.v1(), *sw = param_[3], *sb = param_[4];
     const float size = float(B);
@@ -313,7 +316,7 @@ class Cd1Step : public OpKernel {
         for (int64_t at = series_first_[t]; at < series_first_[t + 1]; ++at) {
           const int64_t i = series_books_[at];
           float data = 0.0f;
-          for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column(j) * g0_[readers(j) * S + t];
+          for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column_[j] * g0_[readers_[j] * S + t];
           v16 model = v16{};  // the padding's v1 is 0
           for (int64_t b = 0; b < Bp; b += 16) model = load(v1 + i * Bp + b) * load(g + b) + model;
           move(3, i, series_step_ * ((data - total(model)) / size));
@@ -333,7 +336,9 @@ class Cd1Step : public OpKernel {
   mutex mu_;
   Passes passes_;
   std::vector<float> drawn_noise_, drawn_kept_;
-  std::vector<int64_t> first_, row_first_, series_first_, series_books_;
+  std::vector<int64_t> first_, next_, row_first_, series_first_, series_books_;
+  std::vector<int32_t> readers_;
+  std::vector<float> by_column_;
   std::vector<float> h0_, g0_, gs_, g1_;
 };
 REGISTER_KERNEL_BUILDER(Name("RbmCd1Step").Device(DEVICE_CPU), Cd1Step);
