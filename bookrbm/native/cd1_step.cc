@@ -4,7 +4,7 @@
 // place. The three products, their sigmoids and biases, the data side and the update take
 // two passes over the weights (cd1.h's ``Passes``), split between two threads, none of it
 // through TensorFlow's ops: at H=64 on our 2-core AVX-512 machines an epoch takes about half
-// the time of the graph's step (README, "Speed at the full size").
+// the time of the graph's step (README, "Full-scale performance").
 //
 // Its sums are in another order than TensorFlow's, so a model trained by it differs from the
 // graph's in its bits (not in what it learns: README). The books are split in two halves,
