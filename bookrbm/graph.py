@@ -61,22 +61,15 @@ def checked_batch(batch, n_visible):
     return batch
 
 
-def in_row_order(batch):
-    """The stored entries of ``batch`` (CSR, (batch, n_visible)) in row order, int32 indices:
-    ``rows``, ``columns``, ``values``."""
+def entries(batch):
+    """The stored entries of ``batch`` (CSR, (batch, n_visible)), int32 indices: in row order
+    ``rows``, ``columns``, ``values``; in column order ``readers``, ``books``,
+    ``values_by_column``."""
+    by_column = batch.tocsc()
     return {
         "rows": np.repeat(np.arange(batch.shape[0], dtype=np.int32), np.diff(batch.indptr)),
         "columns": batch.indices.astype(np.int32, copy=False),
         "values": batch.data,
-    }
-
-
-def entries(batch):
-    """The stored entries of ``batch`` (CSR, (batch, n_visible)), int32 indices: in row order
-    (``in_row_order``); in column order ``readers``, ``books``, ``values_by_column``."""
-    by_column = batch.tocsc()
-    return {
-        **in_row_order(batch),
         "readers": by_column.indices.astype(np.int32, copy=False),
         "books": np.repeat(np.arange(batch.shape[1], dtype=np.int32), np.diff(by_column.indptr)),
         "values_by_column": by_column.data,
@@ -154,8 +147,14 @@ class RBMGraph:
         with self.graph.as_default(), on_cpu:
             tf1.set_random_seed(seed)
             # the batch's stored entries in row order (rows, columns, values), the same entries
-            # in column order (for the graph's update; the kernel makes them itself), its row count
-            self.rows = tf1.placeholder(tf.int32, [None], name="rows")
+            # in column order (for the graph's update; the kernel makes them itself), its row
+            # count; the kernel takes the batch's CSR indptr in place of the rows
+            if self.by_kernel:
+                self.indptr = tf1.placeholder(tf.int32, [None], name="indptr")
+                lengths = self.indptr[1:] - self.indptr[:-1]
+                self.rows = tf.repeat(tf.range(tf.size(lengths)), lengths)
+            else:
+                self.rows = tf1.placeholder(tf.int32, [None], name="rows")
             self.columns = tf1.placeholder(tf.int32, [None], name="columns")
             self.values = tf1.placeholder(tf.float32, [None], name="values")
             self.binary = binary_input
@@ -243,34 +242,10 @@ class RBMGraph:
 
             size = tf.cast(batch, tf.float32)
             if not self.by_kernel:
-                data_visible = tf.math.unsorted_segment_sum(self.values, self.columns, n_visible)  # Σ over the batch of v0
-                # Σ over the batch of v0ᵀh0, made once the reconstruction is: TensorFlow then runs
-                # this single-threaded sum beside the product v'W instead of beside h Wᵀ, which
-                # it slowed (the same ops and bits; 3-4% of an H=1024 step, measured interleaved)
-                with tf.control_dependencies([v_model]):
-                    data_weights = self._sparse_transposed_product(h0_mean)
-                weight_gradient = (data_weights - tf.matmul(v_model, h_mean)) / size
-                if weight_decay:  # none at the write-up's settings, whose step skips this pass over the weights
-                    weight_gradient = self._decayed(weight_gradient, weight_decay)
-                gradients = [
-                    weight_gradient,
-                    (data_visible - tf.reduce_sum(v_model, axis=1)) / size,
-                    tf.reduce_mean(h0_mean - h_mean, axis=0),
-                ]
-                if self.n_series:
-                    # each book's weight to its own series' unit: v_i g_s(i) in the data less the model
-                    data_series = tf.gather_nd(
-                        self._padded(g0_mean), tf.stack([self.rows, self.entry_series], axis=1)
-                    )
-                    data_series = tf.math.unsorted_segment_sum(self.values * data_series, self.columns, n_visible)
-                    # only the books in a series (a third) have a term; the others' is 0, so they
-                    # are left out of the product and the sum (1-2% of an H=64 step, measured interleaved)
-                    in_series = tf.reduce_sum(v_in_series * self._per_book_in_series(g_mean), axis=1)
-                    model_series = tf.scatter_nd(self.books_in_series[:, None], in_series, [n_visible])
-                    gradients += [
-                        series_step * (data_series - model_series) / size,
-                        series_step * tf.reduce_mean(g0_mean - g_mean, axis=0),
-                    ]
+                gradients = self._gradients(
+                    h0_mean, h_mean, v_model, g0_mean, g_mean, v_in_series if self.n_series else None, size,
+                    weight_decay, series_step,
+                )
             # Σ (v0 - v1)² over the dense batch, from the stored entries and Σ v1²:
             # where v0 is 0 the term is v1², so add (v0 - v1)² - v1² at the stored entries only
             # (Σ v1² as twice L2Loss: one pass over the dense reconstruction instead of a
@@ -288,29 +263,7 @@ class RBMGraph:
                     momentum=momentum, weight_decay=weight_decay, series_step=series_step, series_keep=series_keep, seed=seed,
                 )
             else:
-                updates = []
-                # param += learning_rate · gradient, and with momentum velocity = momentum ·
-                # velocity + learning_rate · gradient, then param += velocity: TensorFlow's own
-                # update kernels do exactly that (the same bits) when given the gradient and
-                # -learning_rate as their rate (var -= -rate · gradient; velocity = momentum ·
-                # velocity - (-rate) · gradient, var += velocity), each one pass in place where a
-                # product with the rate and an add were two
-                minus_rate = tf.constant(-learning_rate, tf.float32)
-                if momentum:
-                    momentum_factor = tf.constant(momentum, tf.float32)
-                # Every read of the variables above must happen before any of them is updated.
-                with tf.control_dependencies(gradients + [self.error]):
-                    for param, gradient, velocity in zip(params, gradients, velocities):
-                        if velocity is None:
-                            updates.append(tf.raw_ops.ResourceApplyGradientDescent(
-                                var=param.handle, alpha=minus_rate, delta=gradient,
-                            ))
-                        else:
-                            updates.append(tf.raw_ops.ResourceApplyKerasMomentum(
-                                var=param.handle, accum=velocity.handle, lr=minus_rate, grad=gradient,
-                                momentum=momentum_factor,
-                            ))
-                self.train_step = tf.group(*updates, name="cd_update")
+                self.train_step = self._updates(params, gradients, velocities, learning_rate, momentum)
             self.scores = tf.transpose(self._mean_visibles(
                 tf.transpose(hidden_keep * self._mean_hiddens_of_batch()),
                 self._mean_series_of_batch() if self.n_series else None,
@@ -351,6 +304,67 @@ class RBMGraph:
         )
         return tf.raw_ops.SparseMatrixMatMul(a=batch, b=hidden)
 
+    def _gradients(self, h0_mean, h_mean, v_model, g0_mean, g_mean, v_in_series, size, weight_decay, series_step):
+        """Each parameter's gradient by TensorFlow's ops, from the data's and the model's
+        statistics: the weights', the visible and hidden biases', and the series units'."""
+        n_visible = self.n_visible
+        data_visible = tf.math.unsorted_segment_sum(self.values, self.columns, n_visible)  # Σ over the batch of v0
+        # Σ over the batch of v0ᵀh0, made once the reconstruction is: TensorFlow then runs
+        # this single-threaded sum beside the product v'W instead of beside h Wᵀ, which
+        # it slowed (the same ops and bits; 3-4% of an H=1024 step, measured interleaved)
+        with tf.control_dependencies([v_model]):
+            data_weights = self._sparse_transposed_product(h0_mean)
+        weight_gradient = (data_weights - tf.matmul(v_model, h_mean)) / size
+        if weight_decay:  # none at the write-up's settings, whose step skips this pass over the weights
+            weight_gradient = self._decayed(weight_gradient, weight_decay)
+        gradients = [
+            weight_gradient,
+            (data_visible - tf.reduce_sum(v_model, axis=1)) / size,
+            tf.reduce_mean(h0_mean - h_mean, axis=0),
+        ]
+        if self.n_series:
+            # each book's weight to its own series' unit: v_i g_s(i) in the data less the model
+            data_series = tf.gather_nd(
+                self._padded(g0_mean), tf.stack([self.rows, self.entry_series], axis=1)
+            )
+            data_series = tf.math.unsorted_segment_sum(self.values * data_series, self.columns, n_visible)
+            # only the books in a series (a third) have a term; the others' is 0, so they
+            # are left out of the product and the sum (1-2% of an H=64 step, measured interleaved)
+            in_series = tf.reduce_sum(v_in_series * self._per_book_in_series(g_mean), axis=1)
+            model_series = tf.scatter_nd(self.books_in_series[:, None], in_series, [n_visible])
+            gradients += [
+                series_step * (data_series - model_series) / size,
+                series_step * tf.reduce_mean(g0_mean - g_mean, axis=0),
+            ]
+        return gradients
+
+    def _updates(self, params, gradients, velocities, learning_rate, momentum):
+        """The update of every parameter by its gradient (through its velocity with momentum),
+        as one op to run."""
+        updates = []
+        # param += learning_rate · gradient, and with momentum velocity = momentum ·
+        # velocity + learning_rate · gradient, then param += velocity: TensorFlow's own
+        # update kernels do exactly that (the same bits) when given the gradient and
+        # -learning_rate as their rate (var -= -rate · gradient; velocity = momentum ·
+        # velocity - (-rate) · gradient, var += velocity), each one pass in place where a
+        # product with the rate and an add were two
+        minus_rate = tf.constant(-learning_rate, tf.float32)
+        if momentum:
+            momentum_factor = tf.constant(momentum, tf.float32)
+        # Every read of the variables above must happen before any of them is updated.
+        with tf.control_dependencies(gradients + [self.error]):
+            for param, gradient, velocity in zip(params, gradients, velocities):
+                if velocity is None:
+                    updates.append(tf.raw_ops.ResourceApplyGradientDescent(
+                        var=param.handle, alpha=minus_rate, delta=gradient,
+                    ))
+                else:
+                    updates.append(tf.raw_ops.ResourceApplyKerasMomentum(
+                        var=param.handle, accum=velocity.handle, lr=minus_rate, grad=gradient,
+                        momentum=momentum_factor,
+                    ))
+        return tf.group(*updates, name="cd_update")
+
     def _kernel_step(self, params, velocities, series, hidden_kept, learning_rate, **options):
         """The update and the batch's reconstruction error by the kernel's one op
         (``bookrbm/kernel.py``): the same step as the graph's ops, on the same variables and
@@ -369,7 +383,7 @@ class RBMGraph:
             params=[param.handle for param in params],
             velocities=[velocity.handle for velocity in velocities if velocity is not None],
             series=tf.constant(np.asarray(series, np.int32)),
-            rows=self.rows, columns=self.columns, values=self.values, batch_size=batch, hidden_noise=self.hidden_noise, hidden_kept=hidden_kept,
+            indptr=self.indptr, columns=self.columns, values=self.values, batch_size=batch, hidden_noise=self.hidden_noise, hidden_kept=hidden_kept,
             series_noise=self.series_noise_fed, series_kept=self.series_kept_fed,
             learning_rate=tf.constant(learning_rate, tf.float32), **options,
         )
@@ -465,10 +479,8 @@ class RBMGraph:
         batch = checked_batch(batch, self.n_visible)
         if self.binary and not np.all(batch.data == 1):
             raise ValueError("a graph for binary input was given values other than 1")
-        if self.by_kernel:  # row order only: the kernel makes the column order
-            given = in_row_order(batch)
-            return {self.rows: given["rows"], self.columns: given["columns"], self.values: given["values"],
-                    self.batch_size: batch.shape[0]}
+        if self.by_kernel:  # row order only, as CSR: the kernel makes the column order
+            return self._kernel_feed(batch.indptr, batch.indices, batch.data)
         given = entries(batch)
         if self.binary:
             in_column_order = {self.rows_by_column: given["readers"], self.columns_by_column: given["books"]}
@@ -484,6 +496,10 @@ class RBMGraph:
             **in_column_order,
             self.batch_size: batch.shape[0],
         }
+
+    def _kernel_feed(self, indptr, columns, values):
+        return {self.indptr: indptr.astype(np.int32, copy=False), self.columns: columns.astype(np.int32, copy=False),
+                self.values: values, self.batch_size: len(indptr) - 1}
 
     def train_batch(self, batch, hidden_noise=None, series_noise=None, series_kept=None):
         """One CD-k update on a batch (dense or CSR); returns its reconstruction error."""

@@ -145,8 +145,8 @@ def test_the_kernels_own_series_dropout_keeps_what_series_keep_says(sample):
 
 @needs_compiler
 @pytest.mark.parametrize("change, message", [
-    (lambda feed, net: feed.update({net.rows: feed[net.rows][::-1].copy()}), "not in reader order"),
-    (lambda feed, net: feed.update({net.columns: feed[net.columns] + 10**6}), "outside the batch or the books"),
+    (lambda feed, net: feed.update({net.indptr: feed[net.indptr][::-1].copy()}), "a CSR batch: indptr from 0, never falling"),
+    (lambda feed, net: feed.update({net.columns: feed[net.columns] + 10**6}), "an entry outside the books"),
     (lambda feed, net: feed.update({net.batch_size: 113}), "a batch of 1 to 112 readers"),
 ])
 def test_the_kernel_step_refuses_entries_it_cannot_take(change, message):

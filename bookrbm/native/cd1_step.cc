@@ -12,6 +12,7 @@
 // machine of the same kind.
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -35,7 +36,7 @@ REGISTER_OP("RbmCd1Step")
     .Attr("momentum: float").Attr("weight_decay: float").Attr("series_step: float").Attr("series_keep: float")
     .Attr("seed: int")
     .Input("params: N * resource").Input("velocities: M * resource").Input("series: int32")
-    .Input("rows: int32").Input("columns: int32").Input("values: float")
+    .Input("indptr: int32").Input("columns: int32").Input("values: float")
     .Input("batch_size: int32").Input("hidden_noise: float").Input("hidden_kept: float")
     .Input("series_noise: float").Input("series_kept: float").Input("learning_rate: float")
     .Output("error: float")
@@ -74,7 +75,6 @@ class LockedVariables {
       }
     }
   }
-  int size() const { return int(vars_.size()); }
   Tensor& operator[](int j) { return *vars_[j]->tensor(); }
   float* data(int j) { return vars_[j]->tensor()->flat<float>().data(); }
 
@@ -85,10 +85,10 @@ class LockedVariables {
 
 }  // namespace
 
-// One CD-1 step a call, from a batch's stored entries in row order (readers ascending), as
-// the trainer's graph takes them, and its draws: the uniform draws
-// that sample the hidden and the series units and the dropout masks (1 kept, 0 dropped; all
-// 1 without dropout). The series units' draw and dropout (with series_keep) are the kernel's
+// One CD-1 step a call, from a batch's stored entries in row order, as a CSR matrix's
+// (indptr: each reader's first entry, and one past the last; columns and values), and its
+// draws: the uniform draws that sample the hidden
+// and the series units and the dropout masks (1 kept, 0 dropped; all 1 without dropout). The series units' draw and dropout (with series_keep) are the kernel's
 // own when given with no rows: TensorFlow's random op took 0.4 ms a step to draw them.
 //   h0 = σ(v0 W + c) · kept, g0 = σ(v0 S + d) · series_kept, h ~ h0, g ~ g0,
 //   v1 = σ(h Wᵀ + b + g Sᵀ), h1 = σ(v1 W + c) · kept, g1 = σ(v1 S + d) · series_kept,
@@ -162,7 +162,7 @@ class Cd1Step : public OpKernel {
   // the step on the n books, H hidden units and S series units of the parameters (param_)
   void step(OpKernelContext* c, int at, int64_t n, int64_t H, int64_t S, float* error) {
     const int32_t* series = c->input(at).flat<int32>().data();
-    auto rows = c->input(at + 1).flat<int32>();
+    auto indptr = c->input(at + 1).flat<int32>();
     auto columns = c->input(at + 2).flat<int32>();
     auto values = c->input(at + 3).flat<float>();
     const int64_t B = c->input(at + 4).scalar<int32>()();
@@ -177,10 +177,11 @@ class Cd1Step : public OpKernel {
                        (is(series_kept, B, S) || is(series_kept, 0, S)),
                 errors::InvalidArgument("a batch of 1 to 112 readers, and a draw and a mask for each of their hidden"
                                         " and series units"));
-    OP_REQUIRES(c, columns.size() == rows.size() && values.size() == rows.size(),
-                errors::InvalidArgument("the entries' rows, columns and values, as many of each"));
-    OP_REQUIRES(c, all_below(rows, B) && all_below(columns, n), errors::InvalidArgument("an entry outside the batch or the books"));
-    OP_REQUIRES(c, ascending(rows), errors::InvalidArgument("entries not in reader order"));
+    OP_REQUIRES(c, indptr.size() == B + 1 && indptr(0) == 0 && ascending(indptr) && indptr(B) == columns.size() &&
+                       values.size() == columns.size(),
+                errors::InvalidArgument("a CSR batch: indptr from 0, never falling, to the count of its columns and"
+                                        " values"));
+    OP_REQUIRES(c, all_below(columns, n), errors::InvalidArgument("an entry outside the books"));
     float *w = param_[0], *vb = param_[1], *hb = param_[2], *sw = param_[3], *sb = param_[4];
     const float *u = noise.flat<float>().data(), *on = kept.flat<float>().data();
     const float *series_u = series_noise.flat<float>().data(), *series_on = series_kept.flat<float>().data();
@@ -198,16 +199,14 @@ class Cd1Step : public OpKernel {
     readers_.resize(columns.size());
     by_column_.resize(columns.size());
     next_.assign(first_.begin(), first_.end() - 1);
-    for (int64_t j = 0; j < columns.size(); ++j) {
-      const int64_t place = next_[columns(j)]++;
-      readers_[place] = rows(j);
-      by_column_[place] = values(j);
-    }
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = indptr(b); j < indptr(b + 1); ++j) {
+        const int64_t place = next_[columns(j)]++;
+        readers_[place] = int32_t(b);
+        by_column_[place] = values(j);
+      }
     const int32_t* readers = readers_.data();
     const float* by_column = by_column_.data();
-    row_first_.assign(B + 1, 0);
-    for (int64_t j = 0; j < rows.size(); ++j) ++row_first_[rows(j) + 1];
-    for (int64_t b = 0; b < B; ++b) row_first_[b + 1] += row_first_[b];
     if (S && series_first_.size() != size_t(S + 1)) {  // each series' books, ascending: the same every step
       series_first_.assign(S + 1, 0);
       for (int64_t i = 0; i < n; ++i)
@@ -236,7 +235,7 @@ class Cd1Step : public OpKernel {
       for (int64_t b = lo; b < hi; ++b) {
         float* h = h0_.data() + b * H;
         float* g = g0_.data() + b * S;
-        for (int64_t j = row_first_[b]; j < row_first_[b + 1]; ++j) {
+        for (int64_t j = indptr(b); j < indptr(b + 1); ++j) {
           const float* row = w + int64_t(columns(j)) * H;
           const float value = values(j);
           for (int64_t k = 0; k < H; ++k) h[k] += value * row[k];
@@ -260,10 +259,11 @@ class Cd1Step : public OpKernel {
     // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of v1²
     const float* v1 = passes_.v1();
     float at_entries = 0.0f;
-    for (int64_t j = 0; j < rows.size(); ++j) {
-      const float model = v1[int64_t(columns(j)) * Bp + rows(j)];
-      at_entries += (values(j) - model) * (values(j) - model) - model * model;
-    }
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = indptr(b); j < indptr(b + 1); ++j) {
+        const float model = v1[int64_t(columns(j)) * Bp + b];
+        at_entries += (values(j) - model) * (values(j) - model) - model * model;
+      }
     *error = (squares + at_entries) / float(B * n);
     const float* h1 = passes_.hidden(hb, on);
     for (int64_t k = 0; k < H; ++k) {
@@ -336,7 +336,7 @@ class Cd1Step : public OpKernel {
   mutex mu_;
   Passes passes_;
   std::vector<float> drawn_noise_, drawn_kept_;
-  std::vector<int64_t> first_, next_, row_first_, series_first_, series_books_;
+  std::vector<int64_t> first_, next_, series_first_, series_books_;
   std::vector<int32_t> readers_;
   std::vector<float> by_column_;
   std::vector<float> h0_, g0_, gs_, g1_;
