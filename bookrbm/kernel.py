@@ -82,6 +82,18 @@ def library_path(compiler=None):
     return os.path.join(cache_folder(), f"cd1_step-{digest.hexdigest()[:16]}.so")
 
 
+def remove_other_builds(library):
+    """Remove the builds beside ``library`` of other sources, TensorFlows or compilers, which
+    would otherwise pile up, one for every change (a process that has one loaded keeps it)."""
+    folder, name = os.path.split(library)
+    for other in os.listdir(folder):
+        if other.startswith("cd1_step-") and other.endswith(".so") and other != name:
+            try:
+                os.remove(os.path.join(folder, other))
+            except OSError:
+                pass  # another process's build, gone already
+
+
 def cpu_flags():
     """The CPU's feature flags (Linux's /proc/cpuinfo), as a set; empty where unknown."""
     try:
@@ -109,6 +121,7 @@ def ops(compiler=None, log=print):
         if not os.path.exists(library):
             log(f"building the kernel step (once, about 10 s) into {paths.shown(library)} …")
             compile_library(SOURCE, library, compiler, contract=True)
+            remove_other_builds(library)
         _loaded = tf.load_op_library(library)
     return _loaded
 

@@ -8,6 +8,20 @@ import pytest
 from bookrbm import interactions, paths, preprocessing
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernel_cache(tmp_path_factory):
+    """The kernel step (``--step kernel``) built into a folder of the tests' own, for every
+    test and the scripts they run, not into the user's cache."""
+    folder = str(tmp_path_factory.mktemp("kernel-cache"))
+    saved = os.environ.get("BOOKRBM_CACHE")
+    os.environ["BOOKRBM_CACHE"] = folder
+    yield folder
+    if saved is None:
+        del os.environ["BOOKRBM_CACHE"]
+    else:
+        os.environ["BOOKRBM_CACHE"] = saved
+
+
 @pytest.fixture(scope="session")
 def sample():
     """The bundled real sample, preprocessed with the default seed."""

@@ -18,19 +18,6 @@ import fused_step  # noqa: E402
 needs_compiler = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def built_kernel(tmp_path_factory):
-    """Built once into a folder of the tests' own, not the user's cache."""
-    folder = str(tmp_path_factory.mktemp("kernel-cache"))
-    saved = os.environ.get("BOOKRBM_CACHE")
-    os.environ["BOOKRBM_CACHE"] = folder
-    yield folder
-    if saved is None:
-        del os.environ["BOOKRBM_CACHE"]
-    else:
-        os.environ["BOOKRBM_CACHE"] = saved
-
-
 def _start(n_books, hidden, rng):
     return [rng.normal(0, 0.1, (n_books, hidden)).astype(np.float32), rng.normal(0, 1, n_books).astype(np.float32),
             np.zeros(hidden, np.float32)]
@@ -215,3 +202,12 @@ def test_the_cached_build_has_one_name_in_every_process():
     names = {subprocess.run(command, cwd=paths.ROOT, capture_output=True, text=True,
                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip() for seed in ("1", "2")}
     assert len(names) == 1 and names.pop().endswith(".so")
+
+
+def test_a_new_build_removes_the_other_builds_beside_it(tmp_path):
+    from bookrbm import kernel
+
+    for name in ("cd1_step-old.so", "cd1_step-new.so", "notes.txt"):
+        (tmp_path / name).write_text("")
+    kernel.remove_other_builds(str(tmp_path / "cd1_step-new.so"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cd1_step-new.so", "notes.txt"]
