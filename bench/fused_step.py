@@ -135,7 +135,7 @@ def graph_difference(data, preset, hidden, batch_size, seed, steps=3, kernel_see
     """Our trainer's kernel step (``--step kernel``) against its graph's ops with ``preset``'s
     settings (the trainer's start, input and series units), on the first ``steps`` batches of
     the fit readers with the same draws (the hidden and series units' fed; the dropout's the
-    same seeded ops; the kernel's from ``kernel_seed`` if given): the largest difference of
+    same seeded ops, the kernel's from ``kernel_seed`` if given): the largest difference of
     the parameters after them, relative to the largest of each, and of the batches' errors,
     relative to each."""
     from bookrbm import series, train
@@ -144,6 +144,7 @@ def graph_difference(data, preset, hidden, batch_size, seed, steps=3, kernel_see
     ours = full_scale._trainer(args, preset, data)
     args.seed = seed if kernel_seed is None else kernel_seed
     by_kernel = full_scale._trainer(args, {**preset, "step": "kernel"}, data)
+    by_kernel.net.set_params(*ours.net.params())  # the same start whatever its seed: only its draws differ then
     rng = np.random.default_rng(seed)
     n_series = 0 if ours.series is None else series.count(ours.series)
     error_gap = 0.0
