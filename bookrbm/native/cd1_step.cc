@@ -251,19 +251,24 @@ class Cd1Step : public OpKernel {
     });
     const Push push{S ? series : nullptr, sw, gs, Bp};
     const float size = float(B);
-    const float squares = passes_.reconstruct(c, w, vb, push, [&](int64_t i, float sum) {
-      float data = 0.0f;
-      for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column[j];
-      move(1, i, (data - sum) / size);
-    });
-    // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of v1²
+    // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of v1²,
+    // each book's entries' terms taken as its row is made (in cache then, where a pass over
+    // the entries afterwards read the reconstruction at random, on one thread)
     const float* v1 = passes_.v1();
-    float at_entries = 0.0f;
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t j = indptr(b); j < indptr(b + 1); ++j) {
-        const float model = v1[int64_t(columns(j)) * Bp + b];
-        at_entries += (values(j) - model) * (values(j) - model) - model * model;
+    at_entries_.resize(n);
+    const float squares = passes_.reconstruct(c, w, vb, push, [&](int64_t i, float sum) {
+      const float* row = v1 + i * Bp;
+      float data = 0.0f, terms = 0.0f;
+      for (int64_t j = first_[i]; j < first_[i + 1]; ++j) {
+        data += by_column[j];
+        const float model = row[readers[j]];
+        terms += (by_column[j] - model) * (by_column[j] - model) - model * model;
       }
+      move(1, i, (data - sum) / size);
+      at_entries_[i] = terms;
+    });
+    float at_entries = 0.0f;
+    for (int64_t i = 0; i < n; ++i) at_entries += at_entries_[i];
     *error = (squares + at_entries) / float(B * n);
     const float* h1 = passes_.hidden(hb, on);
     for (int64_t k = 0; k < H; ++k) {
@@ -338,7 +343,7 @@ class Cd1Step : public OpKernel {
   std::vector<float> drawn_noise_, drawn_kept_;
   std::vector<int64_t> first_, next_, series_first_, series_books_;
   std::vector<int32_t> readers_;
-  std::vector<float> by_column_;
+  std::vector<float> by_column_, at_entries_;
   std::vector<float> h0_, g0_, gs_, g1_;
 };
 REGISTER_KERNEL_BUILDER(Name("RbmCd1Step").Device(DEVICE_CPU), Cd1Step);
