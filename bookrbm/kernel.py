@@ -49,8 +49,11 @@ def compile_library(source, library, compiler=None, contract=False, include=(NAT
 
     compiler = compiler_of(compiler)
     folder = os.path.dirname(os.path.abspath(library))
-    os.makedirs(folder, exist_ok=True)
-    handle, partial = tempfile.mkstemp(suffix=".so", dir=folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        handle, partial = tempfile.mkstemp(suffix=".so", dir=folder)
+    except OSError as error:
+        raise InputError(f"{folder}: cannot build the kernel there ({error.strerror}); set BOOKRBM_CACHE to a writable folder")
     os.close(handle)
     command = [compiler, "-std=c++17", "-shared", "-fPIC", "-O3", "-march=native",
                "-ffp-contract=" + ("fast" if contract else "off"), "-w", *(f"-I{path}" for path in include),
@@ -122,7 +125,13 @@ def ops(compiler=None, log=print):
             log(f"building the kernel step (once, about 10 s) into {paths.shown(library)} …")
             compile_library(SOURCE, library, compiler, contract=True)
             remove_other_builds(library)
-        _loaded = tf.load_op_library(library)
+        try:
+            _loaded = tf.load_op_library(library)
+        except tf.errors.OpError as error:
+            os.remove(library)  # so that the next run builds it again
+            message = (error.message or "").replace(f"{library}: ", "").strip().splitlines()[:1] or ["no message"]
+            raise InputError(f"{paths.shown(library)}: the built kernel does not load ({message[0]}); removed, so that"
+                             " the next run builds it again")
     return _loaded
 
 

@@ -187,6 +187,40 @@ def test_what_the_kernel_step_cannot_do_is_one_line(options, message, tmp_path):
     assert not (tmp_path / "m.npz").exists()
 
 
+def test_a_cache_folder_that_cannot_be_written_is_one_line(sample_file, tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    done = subprocess.run(
+        [sys.executable, "train_rbm.py", "--step", "kernel", "--data", str(sample_file), "--out", str(tmp_path / "m.npz"),
+         "--plots", str(tmp_path)],
+        cwd=paths.ROOT, capture_output=True, text=True, env={**os.environ, "BOOKRBM_CACHE": str(blocked / "cache")},
+    )
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {blocked / 'cache'}: cannot build the kernel there (Not a directory); set BOOKRBM_CACHE to a writable folder"
+    )
+    assert not (tmp_path / "m.npz").exists()
+
+
+@needs_compiler
+def test_a_build_that_does_not_load_is_one_line_and_removed(sample_file, tmp_path, monkeypatch):
+    from bookrbm import kernel
+
+    monkeypatch.setenv("BOOKRBM_CACHE", str(tmp_path / "cache"))
+    library = kernel.library_path()
+    os.makedirs(os.path.dirname(library))
+    with open(library, "w") as file:
+        file.write("not a library")
+    done = subprocess.run(
+        [sys.executable, "train_rbm.py", "--step", "kernel", "--data", str(sample_file), "--out", str(tmp_path / "m.npz"),
+         "--plots", str(tmp_path)],
+        cwd=paths.ROOT, capture_output=True, text=True,
+    )
+    assert done.returncode == 2 and done.stderr.strip() == (
+        f"error: {library}: the built kernel does not load (file too short); removed, so that the next run builds it again"
+    )
+    assert not os.path.exists(library) and not (tmp_path / "m.npz").exists()
+
+
 def test_no_compiler_is_one_line(sample_file, tmp_path):
     done = subprocess.run(
         [sys.executable, "train_rbm.py", "--step", "kernel", "--data", str(sample_file), "--out", str(tmp_path / "m.npz"),
