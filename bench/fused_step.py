@@ -36,12 +36,12 @@ import numpy as np  # noqa: E402
 
 import full_scale  # noqa: E402
 import own_kernels  # noqa: E402
-from bookrbm import paths  # noqa: E402
+from bookrbm import kernel, paths  # noqa: E402
 from bookrbm.atomic import check_writable, write_csv  # noqa: E402
 from bookrbm.errors import InputError, check_range, cli, option  # noqa: E402
 
 SOURCE = os.path.join(BENCH, "fused_step.cc")  # the bare step's
-MAX_BATCH = 112  # the kernels': seven vectors of 16 readers a book
+MAX_BATCH = kernel.MAX_BATCH  # the kernels': seven vectors of 16 readers a book (bookrbm/native/cd1.h)
 STEPS = ("writeup", "ours", "kernel", "kernel_fed_beforehand", "ours_writeup_settings", "kernel_writeup_settings",
          "kernel_writeup_settings_fed_beforehand", "bare_cd1", "fused_bare_cd1")
 # the kernels' largest differences from their references (``run``)
@@ -61,8 +61,8 @@ def check_args(args):
     for name in ("users", "hidden", "batch_size", "rounds", "gemm"):
         check_range(option(name), getattr(args, name), at_least=1)
     check_range("--batch-size", args.batch_size, at_most=MAX_BATCH)
-    if args.hidden % 64:
-        raise InputError(f"--hidden must be a multiple of 64, not {args.hidden}")
+    if args.hidden % kernel.HIDDEN_MULTIPLE:
+        raise InputError(f"--hidden must be a multiple of {kernel.HIDDEN_MULTIPLE}, not {args.hidden}")
 
 
 def build(folder, compiler=None):
@@ -168,7 +168,8 @@ def graph_difference(data, preset, hidden, batch_size, seed, steps=3, kernel_see
 def _fed_beforehand(args, preset, data):
     """Our trainer with ``preset``'s settings and ``--step kernel`` (``full_scale._trainer``),
     but with each epoch's feeds made beforehand by ``prepare()`` (shuffled and cut to short
-    lists as ``train.run_epoch`` does it), so that ``epoch()`` times the steps alone."""
+    lists as ``train.run_epoch`` does it: ``train.epoch_feeds``), so that ``epoch()`` times
+    the steps alone."""
     from bookrbm import train
 
     trained = full_scale._trainer(args, {**preset, "step": "kernel"}, data)
@@ -177,9 +178,8 @@ def _fed_beforehand(args, preset, data):
     feeds = []
 
     def prepare():
-        shuffled = trained.fit[rng.permutation(trained.fit.shape[0])]
-        feeds[:] = [net.feed(train.shorten_lists(shuffled[batch], settings["short_lists"], settings["short_list_books"], rng))
-                    for batch in train.batch_slices(shuffled.shape[0], args.batch_size)]
+        feeds[:] = train.epoch_feeds(net, trained.fit, rng, args.batch_size, short_lists=settings["short_lists"],
+                                     short_list_books=settings["short_list_books"])[1]
 
     def epoch():
         for feed in feeds:
@@ -211,9 +211,8 @@ def measure(args, kernels, data, log=print):
 
     peak = full_scale.tensorflow_peak(args.gemm)
     ours, at_writeup_settings = full_scale._trainer(args, DEFAULTS, data), full_scale._trainer(args, WRITEUP, data)
-    kernel = {**DEFAULTS, "step": "kernel"}
     steps = {"writeup": full_scale._writeup_trainer(args, at_writeup_settings.fit),
-             "ours": ours, "kernel": full_scale._trainer(args, kernel, data),
+             "ours": ours, "kernel": full_scale._trainer(args, {**DEFAULTS, "step": "kernel"}, data),
              "kernel_fed_beforehand": _fed_beforehand(args, DEFAULTS, data),
              "ours_writeup_settings": at_writeup_settings,
              "kernel_writeup_settings": full_scale._trainer(args, {**WRITEUP, "step": "kernel"}, data),

@@ -32,6 +32,8 @@ def _quiet_native_stderr():
 import numpy as np  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
+from . import kernel  # noqa: E402  (TensorFlow-free; it loads the kernel's op only when asked)
+
 with _quiet_native_stderr():
     import tensorflow as tf  # noqa: E402
 
@@ -134,11 +136,13 @@ class RBMGraph:
         step="graph",
     ):
         n_visible, n_hidden = weights.shape
-        self.by_kernel = step == "kernel"
-        if self.by_kernel and (cd_steps != 1 or sample_visible or n_hidden % 64):
-            raise ValueError("the kernel step does CD-1 with probabilities, for hidden units a multiple of 64")
-        elif step not in ("graph", "kernel"):
+        if step not in ("graph", "kernel"):
             raise ValueError(f"a step by 'graph' or 'kernel', not {step!r}")
+        self.by_kernel = step == "kernel"
+        if self.by_kernel:
+            problem = kernel.unsupported(cd_steps, sample_visible, n_hidden)
+            if problem:
+                raise ValueError(problem)
         self.n_visible = n_visible
         self.graph = tf.Graph()
         # the kernel's op is a CPU op, and reads the variables where it runs: all on the CPU
@@ -158,12 +162,13 @@ class RBMGraph:
             self.columns = tf1.placeholder(tf.int32, [None], name="columns")
             self.values = tf1.placeholder(tf.float32, [None], name="values")
             self.binary = binary_input
-            if binary_input and not self.by_kernel:  # for TensorFlow's sparse segment sum
-                self.rows_by_column = tf1.placeholder(tf.int32, [None], name="rows_by_column")
-                self.columns_by_column = tf1.placeholder(tf.int32, [None], name="columns_by_column")
-            elif not self.by_kernel:  # (book, reader) pairs and their values, for a CSR matrix
-                self.entries_by_column = tf1.placeholder(tf.int64, [None, 2], name="entries_by_column")
-                self.values_by_column = tf1.placeholder(tf.float32, [None], name="values_by_column")
+            if not self.by_kernel:
+                if binary_input:  # for TensorFlow's sparse segment sum
+                    self.rows_by_column = tf1.placeholder(tf.int32, [None], name="rows_by_column")
+                    self.columns_by_column = tf1.placeholder(tf.int32, [None], name="columns_by_column")
+                else:  # (book, reader) pairs and their values, for a CSR matrix
+                    self.entries_by_column = tf1.placeholder(tf.int64, [None, 2], name="entries_by_column")
+                    self.values_by_column = tf1.placeholder(tf.float32, [None], name="values_by_column")
             self.batch_size = tf1.placeholder(tf.int32, [], name="batch_size")
             self.weights = _variable(np.shape(weights), "weights")
             self.visible_bias = _variable(np.shape(visible_bias), "visible_bias")
@@ -377,8 +382,6 @@ class RBMGraph:
         the same draws of the hidden units and their dropout (the graph's ops, with their
         seeds); the series units' draws are its own, unless fed (``series_noise``,
         ``series_kept``)."""
-        from . import kernel
-
         batch, n_series = self.batch_size, self.n_series
         self.series_noise_fed, self.series_kept_fed = (
             tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series]) for _ in range(2)
@@ -389,7 +392,8 @@ class RBMGraph:
             params=[param.handle for param in params],
             velocities=[velocity.handle for velocity in velocities if velocity is not None],
             series=tf.constant(np.asarray(series, np.int32)),
-            indptr=self.indptr, columns=self.columns, values=self.values, batch_size=batch, hidden_noise=self.hidden_noise, hidden_kept=hidden_kept,
+            indptr=self.indptr, columns=self.columns, values=self.values, batch_size=batch,
+            hidden_noise=self.hidden_noise, hidden_kept=hidden_kept,
             series_noise=self.series_noise_fed, series_kept=self.series_kept_fed,
             learning_rate=tf.constant(learning_rate, tf.float32), **options,
         )

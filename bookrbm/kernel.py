@@ -7,6 +7,7 @@ Why, and what it costs, is in the README ("Full-scale performance"): on our 2-co
 machines an epoch at H=64 takes about half the time of TensorFlow's ops; it needs g++ (or
 $CXX), runs on the CPU only, and its blocks are sized for AVX-512.
 """
+import functools
 import hashlib
 import os
 import shutil
@@ -35,9 +36,14 @@ def cache_folder():
 def compiler_of(compiler=None):
     """The C++ compiler's command: ``compiler``, else $CXX, else g++; an InputError if there is none."""
     compiler = compiler or os.environ.get("CXX", "g++")
-    if shutil.which(compiler) is None:
+    if not has_compiler(compiler):
         raise InputError(f"{compiler}: no such C++ compiler; set CXX to one")
     return compiler
+
+
+def has_compiler(compiler=None):
+    """Whether there is the C++ compiler ``compiler``, else $CXX, else g++ (the tests' skips)."""
+    return shutil.which(compiler or os.environ.get("CXX", "g++")) is not None
 
 
 def compile_library(source, library, compiler=None, contract=False, include=(NATIVE,)):
@@ -97,16 +103,17 @@ def remove_other_builds(library):
                 pass  # another process's build, gone already
 
 
+@functools.cache  # the machine's: read once a process
 def cpu_flags():
     """The CPU's feature flags (Linux's /proc/cpuinfo), as a set; empty where unknown."""
     try:
         with open("/proc/cpuinfo") as file:
             for line in file:
                 if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
         pass
-    return set()
+    return frozenset()
 
 
 def has_avx512():
@@ -135,13 +142,22 @@ def ops(compiler=None, log=print):
     return _loaded
 
 
+def unsupported(cd_steps, sample_visible, hidden, batch_size=None):
+    """What of these the kernel step does not do, said as to the trainer's user; None if it
+    does them all."""
+    if cd_steps != 1:
+        return f"--step kernel does CD-1 only, not --cd-steps {cd_steps}; use --step graph"
+    if sample_visible:
+        return "--step kernel reconstructs with probabilities only, not --sample-visible; use --step graph"
+    if hidden % HIDDEN_MULTIPLE:
+        return f"--step kernel needs --hidden a multiple of {HIDDEN_MULTIPLE}, not {hidden}"
+    if batch_size is not None and batch_size > MAX_BATCH:
+        return f"--step kernel takes batches of at most {MAX_BATCH}, not --batch-size {batch_size}"
+    return None
+
+
 def check_settings(settings):
     """An InputError if ``settings`` (the trainer's) ask of the kernel step what it does not do."""
-    if settings["cd_steps"] != 1:
-        raise InputError(f"--step kernel does CD-1 only, not --cd-steps {settings['cd_steps']}; use --step graph")
-    if settings["sample_visible"]:
-        raise InputError("--step kernel reconstructs with probabilities only, not --sample-visible; use --step graph")
-    if settings["hidden"] % HIDDEN_MULTIPLE:
-        raise InputError(f"--step kernel needs --hidden a multiple of {HIDDEN_MULTIPLE}, not {settings['hidden']}")
-    if settings["batch_size"] > MAX_BATCH:
-        raise InputError(f"--step kernel takes batches of at most {MAX_BATCH}, not --batch-size {settings['batch_size']}")
+    problem = unsupported(settings["cd_steps"], settings["sample_visible"], settings["hidden"], settings["batch_size"])
+    if problem:
+        raise InputError(problem)

@@ -125,21 +125,30 @@ def shorten_lists(batch, share, most, rng):
     )
 
 
+def epoch_feeds(net, fit, rng, batch_size, max_batches=None, short_lists=0.0, short_list_books=20):
+    """(the number of batches, their feeds, made as they are asked for): an epoch of the
+    rows of ``fit`` (CSR) in a random order, in batches of ``batch_size``, each with a
+    ``short_lists`` share of its rows cut to 1..``short_list_books`` books
+    (``shorten_lists``), as ``net.feed`` takes them."""
+    # one permuted copy per epoch, so that each batch is a cheap contiguous slice
+    shuffled = fit[rng.permutation(fit.shape[0])]
+    batches = batch_slices(shuffled.shape[0], batch_size)[:max_batches]
+    return len(batches), (net.feed(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)) for batch in batches)
+
+
 def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="epoch", short_lists=0.0, short_list_books=20):
     """One pass of CD updates over the rows of ``fit`` (CSR) in a random order; returns the
     reconstruction error of each batch.
 
     short_lists, short_list_books : the share of each batch's rows to cut and the most books
         a cut row keeps (``shorten_lists``); 0 trains on the lists as they are."""
-    # one permuted copy per epoch, so that each batch is a cheap contiguous slice
-    shuffled = fit[rng.permutation(fit.shape[0])]
-    batches = batch_slices(shuffled.shape[0], batch_size)[:max_batches]
+    n_batches, feeds = epoch_feeds(net, fit, rng, batch_size, max_batches, short_lists, short_list_books)
     errors = []
     # made on a second thread while the session runs the batch before: the same draws from
     # ``rng`` in the same order, as nothing else draws from it during the epoch
     # closed on the way out, even by an error, so the thread stops then and not when collected
-    feeds = ahead(net.feed(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)) for batch in batches)
-    with closing(feeds), tqdm(feeds, total=len(batches), desc=desc, leave=False, disable=None if progress else True) as bar:
+    feeds = ahead(feeds)
+    with closing(feeds), tqdm(feeds, total=n_batches, desc=desc, leave=False, disable=None if progress else True) as bar:
         for feed in bar:
             errors.append(net.train_feed(feed))
             bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)

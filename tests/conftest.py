@@ -13,13 +13,9 @@ def kernel_cache(tmp_path_factory):
     """The kernel step (``--step kernel``) built into a folder of the tests' own, for every
     test and the scripts they run, not into the user's cache."""
     folder = str(tmp_path_factory.mktemp("kernel-cache"))
-    saved = os.environ.get("BOOKRBM_CACHE")
-    os.environ["BOOKRBM_CACHE"] = folder
-    yield folder
-    if saved is None:
-        del os.environ["BOOKRBM_CACHE"]
-    else:
-        os.environ["BOOKRBM_CACHE"] = saved
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BOOKRBM_CACHE", folder)
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pandas as pd
 import pytest
 
-from bookrbm import paths
+from bookrbm import kernel, paths
 
 sys.path.insert(0, os.path.join(paths.ROOT, "bench"))
 import full_scale  # noqa: E402
@@ -86,7 +86,7 @@ KERNEL_FIGURES = {"kernel_epoch", "kernel_share_of_peak", "speedup_vs_writeup_ke
                   "kernel_share_of_peak_writeup_settings", "speedup_vs_writeup_same_settings_kernel"}
 
 
-@pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler for the kernel step")
+@pytest.mark.skipif(not kernel.has_compiler(), reason="no C++ compiler for the kernel step")
 def test_smoke_run_measures_every_figure(tmp_path):
     out = tmp_path / "bench.csv"
     done = subprocess.run(

@@ -2,19 +2,18 @@
 maths of its reference and refuses what it cannot take, and the bench of the kernels
 (bench/fused_step.py, which also times the trainer's kernel step) runs."""
 import os
-import shutil
 import subprocess
 import sys
 
 import pandas as pd
 import pytest
 
-from bookrbm import paths
+from bookrbm import kernel, paths
 
 sys.path.insert(0, os.path.join(paths.ROOT, "bench"))
 import fused_step  # noqa: E402
 
-pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler")
+pytestmark = pytest.mark.skipif(not kernel.has_compiler(), reason="no C++ compiler")
 
 
 @pytest.fixture(scope="module")

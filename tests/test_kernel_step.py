@@ -3,19 +3,18 @@ bookrbm/kernel.py): it does the maths of the graph's ops on the same variables, 
 defaults and at the write-up's settings, trains a model through the trainer, leaves fetched
 parameters alone, and refuses what it cannot take in one line."""
 import os
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from bookrbm import paths
+from bookrbm import kernel, paths
 
 sys.path.insert(0, os.path.join(paths.ROOT, "bench"))
 import fused_step  # noqa: E402
 
-needs_compiler = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler")
+needs_compiler = pytest.mark.skipif(not kernel.has_compiler(), reason="no C++ compiler")
 
 
 def _start(n_books, hidden, rng):
@@ -174,6 +173,16 @@ def test_the_trainer_with_the_kernel_step_trains_as_with_the_graphs(sample):
     assert np.allclose(models["kernel"].weights, models["graph"].weights, rtol=0, atol=1e-5)
 
 
+def _train_by_kernel(tmp_path, *options, **environment):
+    """``train_rbm.py --step kernel`` with ``options`` in a process of its own, writing into
+    ``tmp_path`` (the model ``m.npz``), with these variables added to the environment."""
+    return subprocess.run(
+        [sys.executable, "train_rbm.py", "--step", "kernel", *options, "--out", str(tmp_path / "m.npz"), "--plots",
+         str(tmp_path)],
+        cwd=paths.ROOT, capture_output=True, text=True, env={**os.environ, **environment},
+    )
+
+
 @pytest.mark.parametrize("options, message", [
     (["--hidden", "100"], "error: --step kernel needs --hidden a multiple of 64, not 100"),
     (["--cd-steps", "2"], "error: --step kernel does CD-1 only, not --cd-steps 2; use --step graph"),
@@ -181,8 +190,7 @@ def test_the_trainer_with_the_kernel_step_trains_as_with_the_graphs(sample):
     (["--batch-size", "113"], "error: --step kernel takes batches of at most 112, not --batch-size 113"),
 ])
 def test_what_the_kernel_step_cannot_do_is_one_line(options, message, tmp_path):
-    done = subprocess.run([sys.executable, "train_rbm.py", "--step", "kernel", *options, "--out", str(tmp_path / "m.npz")],
-                          cwd=paths.ROOT, capture_output=True, text=True)
+    done = _train_by_kernel(tmp_path, *options)
     assert done.returncode == 2 and done.stderr.strip() == message
     assert not (tmp_path / "m.npz").exists()
 
@@ -190,11 +198,7 @@ def test_what_the_kernel_step_cannot_do_is_one_line(options, message, tmp_path):
 def test_a_cache_folder_that_cannot_be_written_is_one_line(sample_file, tmp_path):
     blocked = tmp_path / "a-file"
     blocked.write_text("")
-    done = subprocess.run(
-        [sys.executable, "train_rbm.py", "--step", "kernel", "--data", str(sample_file), "--out", str(tmp_path / "m.npz"),
-         "--plots", str(tmp_path)],
-        cwd=paths.ROOT, capture_output=True, text=True, env={**os.environ, "BOOKRBM_CACHE": str(blocked / "cache")},
-    )
+    done = _train_by_kernel(tmp_path, "--data", str(sample_file), BOOKRBM_CACHE=str(blocked / "cache"))
     assert done.returncode == 2 and done.stderr.strip() == (
         f"error: {blocked / 'cache'}: cannot build the kernel there (Not a directory); set BOOKRBM_CACHE to a writable folder"
     )
@@ -210,11 +214,7 @@ def test_a_build_that_does_not_load_is_one_line_and_removed(sample_file, tmp_pat
     os.makedirs(os.path.dirname(library))
     with open(library, "w") as file:
         file.write("not a library")
-    done = subprocess.run(
-        [sys.executable, "train_rbm.py", "--step", "kernel", "--data", str(sample_file), "--out", str(tmp_path / "m.npz"),
-         "--plots", str(tmp_path)],
-        cwd=paths.ROOT, capture_output=True, text=True,
-    )
+    done = _train_by_kernel(tmp_path, "--data", str(sample_file))
     relative = os.path.relpath(library, paths.ROOT)  # as paths.shown has it in the script's folder
     shown = relative if len(relative) < len(library) else library
     assert done.returncode == 2 and done.stderr.strip() == (
@@ -224,11 +224,7 @@ def test_a_build_that_does_not_load_is_one_line_and_removed(sample_file, tmp_pat
 
 
 def test_no_compiler_is_one_line(sample_file, tmp_path):
-    done = subprocess.run(
-        [sys.executable, "train_rbm.py", "--step", "kernel", "--data", str(sample_file), "--out", str(tmp_path / "m.npz"),
-         "--plots", str(tmp_path)],
-        cwd=paths.ROOT, capture_output=True, text=True, env={**os.environ, "CXX": "no-such-cc"},
-    )
+    done = _train_by_kernel(tmp_path, "--data", str(sample_file), CXX="no-such-cc")
     assert done.returncode == 2 and done.stderr.strip() == "error: no-such-cc: no such C++ compiler; set CXX to one"
     assert not (tmp_path / "m.npz").exists()
 

@@ -1,7 +1,6 @@
 """The prototype kernels of our own (bench/own_kernels.cc, not used by the trainer): they
 build, and the ones that claim it give the bits of the TensorFlow ops they replace."""
 import os
-import shutil
 import sys
 from types import SimpleNamespace
 
@@ -9,13 +8,13 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from bookrbm import paths
+from bookrbm import kernel, paths
 from bookrbm.errors import InputError
 
 sys.path.insert(0, os.path.join(paths.ROOT, "bench"))
 import own_kernels  # noqa: E402
 
-pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="no C++ compiler")
+pytestmark = pytest.mark.skipif(not kernel.has_compiler(), reason="no C++ compiler")
 
 
 @pytest.fixture(scope="module")
