@@ -264,7 +264,7 @@ class RBMGraph:
             ]
             if self.by_kernel:
                 self.train_error = self._kernel_step(
-                    params, velocities, series, keep if hidden_keep < 1.0 else tf.ones([batch, n_hidden]), learning_rate,
+                    params, velocities, series, keep if hidden_keep < 1.0 else tf.zeros([0, n_hidden]), learning_rate,
                     momentum=momentum, weight_decay=weight_decay, series_step=series_step, series_keep=series_keep, seed=seed,
                 )
             else:

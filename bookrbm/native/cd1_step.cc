@@ -87,9 +87,10 @@ class LockedVariables {
 
 // One CD-1 step a call, from a batch's stored entries in row order, as a CSR matrix's
 // (indptr: each reader's first entry, and one past the last; columns and values), and its
-// draws: the uniform draws that sample the hidden
-// and the series units and the dropout masks (1 kept, 0 dropped; all 1 without dropout). The series units' draw and dropout (with series_keep) are the kernel's
-// own when given with no rows: TensorFlow's random op took 0.4 ms a step to draw them.
+// draws: the uniform draws that sample the hidden and the series units, and the dropout
+// masks (1 kept, 0 dropped). The hidden units' mask given with no rows keeps every unit
+// (no dropout). The series units' draw and dropout (with series_keep) are the kernel's own
+// when given with no rows: TensorFlow's random op took 0.4 ms a step to draw them.
 //   h0 = σ(v0 W + c) · kept, g0 = σ(v0 S + d) · series_kept, h ~ h0, g ~ g0,
 //   v1 = σ(h Wᵀ + b + g Sᵀ), h1 = σ(v1 W + c) · kept, g1 = σ(v1 S + d) · series_kept,
 // where S holds each book's series weight at its series' unit (params: weights, visible
@@ -172,7 +173,7 @@ class Cd1Step : public OpKernel {
     auto is = [](const Tensor& t, int64_t rows, int64_t columns) {
       return t.dims() == 2 && t.dim_size(0) == rows && t.dim_size(1) == columns;
     };
-    OP_REQUIRES(c, B >= 1 && B <= Passes::kMaxBatch && is(noise, B, H) && is(kept, B, H) &&
+    OP_REQUIRES(c, B >= 1 && B <= Passes::kMaxBatch && is(noise, B, H) && (is(kept, B, H) || is(kept, 0, H)) &&
                        (is(series_noise, B, S) || is(series_noise, 0, S)) &&
                        (is(series_kept, B, S) || is(series_kept, 0, S)),
                 errors::InvalidArgument("a batch of 1 to 112 readers, and a draw and a mask for each of their hidden"
@@ -183,7 +184,8 @@ class Cd1Step : public OpKernel {
                                         " values"));
     OP_REQUIRES(c, all_below(columns, n), errors::InvalidArgument("an entry outside the books"));
     float *w = param_[0], *vb = param_[1], *hb = param_[2], *sw = param_[3], *sb = param_[4];
-    const float *u = noise.flat<float>().data(), *on = kept.flat<float>().data();
+    const float* u = noise.flat<float>().data();
+    const float* on = kept.dim_size(0) ? kept.flat<float>().data() : nullptr;  // none: every unit kept
     const float *series_u = series_noise.flat<float>().data(), *series_on = series_kept.flat<float>().data();
     const bool draw_noise = S && series_noise.dim_size(0) == 0, draw_kept = S && series_kept.dim_size(0) == 0;
     if (draw_noise) drawn_noise_.resize(B * S), series_u = drawn_noise_.data();
@@ -242,7 +244,7 @@ class Cd1Step : public OpKernel {
           const int32_t unit = S ? series[columns(j)] : -1;
           if (unit >= 0) g[unit] += value * sw[columns(j)];
         }
-        sigmoid_row(h, H, hb, 0.0f, on + b * H);
+        sigmoid_row(h, H, hb, 0.0f, on ? on + b * H : nullptr);
         for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = u[b * H + k] < h[k] ? 1.0f : 0.0f;
         if (!S) continue;
         sigmoid_row(g, S, sb, 0.0f, series_on + b * S);
