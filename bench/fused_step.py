@@ -141,6 +141,7 @@ def graph_difference(data, preset, hidden, batch_size, seed, steps=3, kernel_see
     from bookrbm import series, train
 
     args = SimpleNamespace(hidden=hidden, batch_size=batch_size, seed=seed)
+    preset = {**preset, "short_lists": 0.0}  # whole lists: the kernel would cut them with its own draws
     ours = full_scale._trainer(args, preset, data)
     args.seed = seed if kernel_seed is None else kernel_seed
     by_kernel = full_scale._trainer(args, {**preset, "step": "kernel"}, data)

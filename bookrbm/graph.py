@@ -134,11 +134,17 @@ class RBMGraph:
         series_step=1.0,
         series_keep=1.0,
         step="graph",
+        short_lists=0.0,
+        short_list_books=20,
     ):
         n_visible, n_hidden = weights.shape
         if step not in ("graph", "kernel"):
             raise ValueError(f"a step by 'graph' or 'kernel', not {step!r}")
         self.by_kernel = step == "kernel"
+        if short_lists and not self.by_kernel:
+            raise ValueError("only the kernel's step cuts short lists itself: the graph's takes its batches cut")
+        # the kernel's own cut of its batches' lists (``train.shorten_lists`` in C++, with its draws)
+        self.cuts_lists = bool(short_lists)
         if self.by_kernel:
             problem = kernel.unsupported(cd_steps, sample_visible, n_hidden)
             if problem:
@@ -263,9 +269,10 @@ class RBMGraph:
                 for param in params
             ]
             if self.by_kernel:
-                self.train_error = self._kernel_step(
+                self.train_error, self.kept_entries = self._kernel_step(
                     params, velocities, series, keep if hidden_keep < 1.0 else tf.zeros([0, n_hidden]), learning_rate,
                     momentum=momentum, weight_decay=weight_decay, series_step=series_step, series_keep=series_keep, seed=seed,
+                    short_lists=short_lists, short_list_books=short_list_books,
                 )
             else:
                 self.train_step = self._updates(params, gradients, velocities, learning_rate, momentum)
@@ -377,11 +384,11 @@ class RBMGraph:
         return tf.group(*updates, name="cd_update")
 
     def _kernel_step(self, params, velocities, series, hidden_kept, learning_rate, **options):
-        """The update and the batch's reconstruction error by the kernel's one op
-        (``bookrbm/kernel.py``): the same step as the graph's ops, on the same variables and
-        the same draws of the hidden units and their dropout (the graph's ops, with their
-        seeds); the series units' draws are its own, unless fed (``series_noise``,
-        ``series_kept``)."""
+        """The update by the kernel's one op (``bookrbm/kernel.py``), and its outputs: the
+        batch's reconstruction error and which of the fed entries its cut of short lists kept.
+        The same step as the graph's ops, on the same variables and the same draws of the
+        hidden units and their dropout (the graph's ops, with their seeds); the series units'
+        draws are its own, unless fed (``series_noise``, ``series_kept``), and so is its cut."""
         batch, n_series = self.batch_size, self.n_series
         self.series_noise_fed, self.series_kept_fed = (
             tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series]) for _ in range(2)

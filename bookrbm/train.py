@@ -74,6 +74,10 @@ def build_graph(fit, settings, seed, series_of_books=None):
     rng = np.random.default_rng(seed)
     visible_bias = logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
     series_options = {}
+    # the kernel cuts its batches' short lists itself; the graph's step takes them cut (``epoch_feeds``)
+    by_kernel = {}
+    if settings["step"] == "kernel":
+        by_kernel = dict(short_lists=settings["short_lists"], short_list_books=settings["short_list_books"])
     if series_of_books is not None:
         series_weights, series_bias = series.initial_params(series_of_books)
         series_options = dict(
@@ -92,6 +96,7 @@ def build_graph(fit, settings, seed, series_of_books=None):
         binary_input=settings["input"] == "binary",
         step=settings["step"],
         **series_options,
+        **by_kernel,
     )
     return net, rng
 
@@ -133,6 +138,8 @@ def epoch_feeds(net, fit, rng, batch_size, max_batches=None, short_lists=0.0, sh
     # one permuted copy per epoch, so that each batch is a cheap contiguous slice
     shuffled = fit[rng.permutation(fit.shape[0])]
     batches = batch_slices(shuffled.shape[0], batch_size)[:max_batches]
+    if net.cuts_lists:  # the kernel's step cuts them itself, with its own draws
+        short_lists = 0.0
     return len(batches), (net.feed(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)) for batch in batches)
 
 

@@ -2,12 +2,14 @@
 bookrbm/kernel.py): it does the maths of the graph's ops on the same variables, with the
 defaults and at the write-up's settings, trains a model through the trainer, leaves fetched
 parameters alone, and refuses what it cannot take in one line."""
+import copy
 import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from bookrbm import kernel, paths
 
@@ -130,6 +132,115 @@ def test_the_kernels_own_series_dropout_keeps_what_series_keep_says(sample):
     kept, _ = _series_steps(sample, seed=5, series_keep=1.0)
     assert np.array_equal(dropped[3], start[3]) and np.array_equal(dropped[4], start[4])
     assert not np.array_equal(kept[3], start[3]) and not np.array_equal(kept[4], start[4])
+
+
+def _cut_steps(fit, seed, share, most, batches):
+    """The kernel's cut of the first ``batches`` batches of 100 readers of ``fit``: for each,
+    the batch and which of its entries the kernel kept, with ``short_lists`` ``share``."""
+    from bookrbm.graph import RBMGraph
+
+    net = RBMGraph(*_start(fit.shape[1], 64, np.random.default_rng(0)), 0.1, seed=seed, step="kernel", short_lists=share,
+                   short_list_books=most)
+    try:
+        cuts = []
+        for first in range(0, 100 * batches, 100):
+            batch = fit[first : first + 100]
+            _, kept = net.session.run([net.train_error, net.kept_entries], net.feed(batch))
+            cuts.append((batch, kept))
+        return cuts
+    finally:
+        net.close()
+
+
+@needs_compiler
+def test_the_kernel_cuts_short_lists_as_the_settings_say(sample):
+    """Every list cut (share 1): each reader keeps 1..5 of their books, each count about as
+    often as the others, and which books at random (their mean place in the list about the
+    middle); a list of no more books than its count stays whole. At a share of 0.3, about 3
+    lists in 10 longer than 5 books are cut."""
+    from bookrbm import train
+
+    fit, _, _ = train.trainer_users(sample, "rating")
+    counts, places, whole = [], [], 0
+    for batch, kept in _cut_steps(fit, seed=1, share=1.0, most=5, batches=12):
+        for first, last in zip(batch.indptr[:-1], batch.indptr[1:]):
+            length, row = last - first, kept[first:last]
+            if length <= 5 and row.all():
+                whole += 1
+                continue
+            assert 1 <= row.sum() <= 5 and row.sum() < length
+            counts.append(row.sum())
+            places.extend(np.flatnonzero(row) / (length - 1))
+    assert len(counts) > 1000
+    assert np.allclose(np.bincount(counts, minlength=6)[1:] / len(counts), 0.2, atol=0.04)
+    assert abs(np.mean(places) - 0.5) < 0.03
+    cut = [not kept[first:last].all()
+           for batch, kept in _cut_steps(fit, seed=1, share=0.3, most=5, batches=12)
+           for first, last in zip(batch.indptr[:-1], batch.indptr[1:]) if last - first > 5]
+    assert abs(np.mean(cut) - 0.3) < 0.05
+
+
+@needs_compiler
+def test_the_kernels_cut_follows_its_seed(sample):
+    from bookrbm import train
+
+    fit, _, _ = train.trainer_users(sample, "rating")
+    once, again, other = (_cut_steps(fit, seed=seed, share=0.5, most=5, batches=2) for seed in (3, 3, 4))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(once, again))
+    assert not all(np.array_equal(a[1], b[1]) for a, b in zip(once, other))
+
+
+@needs_compiler
+def test_the_kernel_step_on_lists_it_cut_is_the_graphs_on_them_cut(sample):
+    """From the same start, with the same hidden draws: the kernel's step with its own cut,
+    and the graph's step given the batch with only the entries the kernel kept, move the
+    parameters alike and give the same error (of the lists as cut)."""
+    from bookrbm import train
+    from bookrbm.graph import RBMGraph
+
+    fit, _, _ = train.trainer_users(sample, "rating")
+    rng = np.random.default_rng(2)
+    start = _start(fit.shape[1], 64, rng)
+    ours, by_kernel = RBMGraph(*start, 0.5), RBMGraph(*start, 0.5, step="kernel", short_lists=0.6, short_list_books=4)
+    try:
+        batch = fit[:100]
+        noise = rng.random((100, 64), dtype=np.float32)
+        feed = {**by_kernel.feed(batch), by_kernel.hidden_noise: noise}
+        error, kept = by_kernel.session.run([by_kernel.train_error, by_kernel.kept_entries], feed)
+        assert 0 < kept.sum() < len(kept)
+        rows = np.repeat(np.arange(100), np.diff(batch.indptr))
+        cut = sp.csr_matrix((batch.data[kept], (rows[kept], batch.indices[kept])), shape=batch.shape)
+        assert error == pytest.approx(ours.train_batch(cut, hidden_noise=noise), rel=1e-5)
+        for got, expected in zip(by_kernel.params(), ours.params()):
+            assert np.allclose(got, expected, rtol=0, atol=1e-6)
+    finally:
+        ours.close()
+        by_kernel.close()
+
+
+@needs_compiler
+def test_the_trainers_feeds_leave_the_kernel_whole_lists_to_cut(sample):
+    from bookrbm import train
+    from bookrbm.settings import DEFAULTS
+
+    settings = {**DEFAULTS, "step": "kernel"}
+    fit, _, _ = train.trainer_users(sample, settings["input"])
+    net, rng = train.build_graph(fit, settings, seed=0)
+    try:
+        assert net.cuts_lists and settings["short_lists"] > 0
+        shuffled = fit[copy.deepcopy(rng).permutation(fit.shape[0])]  # the epoch's order, drawn as it will be
+        _, feeds = train.epoch_feeds(net, fit, rng, 100, max_batches=3, short_lists=settings["short_lists"])
+        for first, feed in zip(range(0, 300, 100), feeds):
+            assert np.array_equal(feed[net.columns], shuffled[first : first + 100].indices)
+    finally:
+        net.close()
+
+
+def test_only_the_kernel_step_cuts_short_lists_itself():
+    from bookrbm.graph import RBMGraph
+
+    with pytest.raises(ValueError, match="only the kernel's step cuts short lists itself"):
+        RBMGraph(*_start(30, 64, np.random.default_rng(0)), 0.1, short_lists=0.2)
 
 
 @needs_compiler

@@ -34,15 +34,16 @@ using shape_inference::InferenceContext;
 REGISTER_OP("RbmCd1Step")
     .Attr("N: int >= 3").Attr("M: int >= 0")
     .Attr("momentum: float").Attr("weight_decay: float").Attr("series_step: float").Attr("series_keep: float")
-    .Attr("seed: int")
+    .Attr("seed: int").Attr("short_lists: float = 0").Attr("short_list_books: int = 20")
     .Input("params: N * resource").Input("velocities: M * resource").Input("series: int32")
     .Input("indptr: int32").Input("columns: int32").Input("values: float")
     .Input("batch_size: int32").Input("hidden_noise: float").Input("hidden_kept: float")
     .Input("series_noise: float").Input("series_kept: float").Input("learning_rate: float")
-    .Output("error: float")
+    .Output("error: float").Output("kept: bool")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
       c->set_output(0, c->Scalar());
+      c->set_output(1, c->Vector(c->UnknownDim()));
       return OkStatus();
     });
 
@@ -98,8 +99,10 @@ class LockedVariables {
 // moves by learning_rate times its gradient, (data - model) / B (the weights' less
 // weight_decay · W; the series units' times series_step), through its velocity when there
 // are velocities (velocity = momentum · velocity + learning_rate · gradient; parameter +=
-// velocity). Returns the batch's reconstruction error (its mean squared error over readers ×
-// books).
+// velocity). With short_lists above 0 the step first cuts that share of the batch's lists
+// to 1..short_list_books books (``cut``). Returns the batch's reconstruction error (its mean
+// squared error over readers × books, of the lists as cut) and which of its entries the cut
+// kept (every one without it).
 class Cd1Step : public OpKernel {
  public:
   explicit Cd1Step(OpKernelConstruction* c) : OpKernel(c) {
@@ -109,11 +112,16 @@ class Cd1Step : public OpKernel {
     OP_REQUIRES_OK(c, c->GetAttr("weight_decay", &decay_));
     OP_REQUIRES_OK(c, c->GetAttr("series_step", &series_step_));
     OP_REQUIRES_OK(c, c->GetAttr("series_keep", &series_keep_));
+    OP_REQUIRES_OK(c, c->GetAttr("short_lists", &short_lists_));
+    OP_REQUIRES_OK(c, c->GetAttr("short_list_books", &short_list_books_));
+    OP_REQUIRES(c, short_lists_ >= 0.0f && short_lists_ <= 1.0f && short_list_books_ >= 1,
+                errors::InvalidArgument("short lists: a share from 0 to 1, and at least one book"));
     int64_t seed = 0;
     OP_REQUIRES_OK(c, c->GetAttr("seed", &seed));
     OP_REQUIRES(c, (n_params_ == 3 || n_params_ == 5) && (n_velocities_ == 0 || n_velocities_ == n_params_),
                 errors::InvalidArgument("3 parameters, or 5 with series units, and a velocity for each or none"));
     key_ = uint64_t(seed) * 0xd1b54a32d192ed03ULL;
+    cut_key_ = key_ ^ 0x6a09e667f3bcc909ULL;  // another family of streams than the series units'
   }
 
   void Compute(OpKernelContext* c) override {
@@ -163,9 +171,9 @@ class Cd1Step : public OpKernel {
   // the step on the n books, H hidden units and S series units of the parameters (param_)
   void step(OpKernelContext* c, int at, int64_t n, int64_t H, int64_t S, float* error) {
     const int32_t* series = c->input(at).flat<int32>().data();
-    auto indptr = c->input(at + 1).flat<int32>();
-    auto columns = c->input(at + 2).flat<int32>();
-    auto values = c->input(at + 3).flat<float>();
+    auto indptr_in = c->input(at + 1).flat<int32>();
+    auto columns_in = c->input(at + 2).flat<int32>();
+    auto values_in = c->input(at + 3).flat<float>();
     const int64_t B = c->input(at + 4).scalar<int32>()();
     const Tensor &noise = c->input(at + 5), &kept = c->input(at + 6), &series_noise = c->input(at + 7),
                  &series_kept = c->input(at + 8);
@@ -178,11 +186,27 @@ class Cd1Step : public OpKernel {
                        (is(series_kept, B, S) || is(series_kept, 0, S)),
                 errors::InvalidArgument("a batch of 1 to 112 readers, and a draw and a mask for each of their hidden"
                                         " and series units"));
-    OP_REQUIRES(c, indptr.size() == B + 1 && indptr(0) == 0 && ascending(indptr) && indptr(B) == columns.size() &&
-                       values.size() == columns.size(),
+    OP_REQUIRES(c, indptr_in.size() == B + 1 && indptr_in(0) == 0 && ascending(indptr_in) &&
+                       indptr_in(B) == columns_in.size() && values_in.size() == columns_in.size(),
                 errors::InvalidArgument("a CSR batch: indptr from 0, never falling, to the count of its columns and"
                                         " values"));
-    OP_REQUIRES(c, all_below(columns, n), errors::InvalidArgument("an entry outside the books"));
+    OP_REQUIRES(c, all_below(columns_in, n), errors::InvalidArgument("an entry outside the books"));
+    Tensor* kept_entries = nullptr;
+    OP_REQUIRES_OK(c, c->allocate_output(1, TensorShape({columns_in.size()}), &kept_entries));
+    const uint64_t noise_key = key_ + 2 * draws_, kept_key = key_ + 2 * draws_ + 1, cut_key = cut_key_ + draws_;
+    ++draws_;
+    // the batch as the step takes it: each list whole, or cut (``cut``)
+    const int32_t* indptr = indptr_in.data();
+    const int32_t* columns = columns_in.data();
+    const float* values = values_in.data();
+    int64_t entries = columns_in.size();
+    if (short_lists_ > 0.0f) {
+      cut(indptr, columns, values, B, cut_key, kept_entries->flat<bool>().data());
+      indptr = cut_indptr_.data(), columns = cut_columns_.data(), values = cut_values_.data();
+      entries = int64_t(cut_columns_.size());
+    } else {
+      kept_entries->flat<bool>().setConstant(true);
+    }
     float *w = param_[0], *vb = param_[1], *hb = param_[2], *sw = param_[3], *sb = param_[4];
     const float* u = noise.flat<float>().data();
     const float* on = kept.dim_size(0) ? kept.flat<float>().data() : nullptr;  // none: every unit kept
@@ -190,22 +214,20 @@ class Cd1Step : public OpKernel {
     const bool draw_noise = S && series_noise.dim_size(0) == 0, draw_kept = S && series_kept.dim_size(0) == 0;
     if (draw_noise) drawn_noise_.resize(B * S), series_u = drawn_noise_.data();
     if (draw_kept) drawn_kept_.resize(B * S), series_on = drawn_kept_.data();
-    const uint64_t noise_key = key_ + 2 * draws_, kept_key = key_ + 2 * draws_ + 1;
-    ++draws_;
     // the entries in column order (each book's readers ascending, as the entries come in
     // reader order), made here where the feed made them in NumPy on a core the passes need:
     // each book's first entry there, its readers and their values
     first_.assign(n + 1, 0);
-    for (int64_t j = 0; j < columns.size(); ++j) ++first_[columns(j) + 1];
+    for (int64_t j = 0; j < entries; ++j) ++first_[columns[j] + 1];
     for (int64_t i = 0; i < n; ++i) first_[i + 1] += first_[i];
-    readers_.resize(columns.size());
-    by_column_.resize(columns.size());
+    readers_.resize(entries);
+    by_column_.resize(entries);
     next_.assign(first_.begin(), first_.end() - 1);
     for (int64_t b = 0; b < B; ++b)
-      for (int64_t j = indptr(b); j < indptr(b + 1); ++j) {
-        const int64_t place = next_[columns(j)]++;
+      for (int64_t j = indptr[b]; j < indptr[b + 1]; ++j) {
+        const int64_t place = next_[columns[j]]++;
         readers_[place] = int32_t(b);
-        by_column_[place] = values(j);
+        by_column_[place] = values[j];
       }
     const int32_t* readers = readers_.data();
     const float* by_column = by_column_.data();
@@ -237,12 +259,12 @@ class Cd1Step : public OpKernel {
       for (int64_t b = lo; b < hi; ++b) {
         float* h = h0_.data() + b * H;
         float* g = g0_.data() + b * S;
-        for (int64_t j = indptr(b); j < indptr(b + 1); ++j) {
-          const float* row = w + int64_t(columns(j)) * H;
-          const float value = values(j);
+        for (int64_t j = indptr[b]; j < indptr[b + 1]; ++j) {
+          const float* row = w + int64_t(columns[j]) * H;
+          const float value = values[j];
           for (int64_t k = 0; k < H; ++k) h[k] += value * row[k];
-          const int32_t unit = S ? series[columns(j)] : -1;
-          if (unit >= 0) g[unit] += value * sw[columns(j)];
+          const int32_t unit = S ? series[columns[j]] : -1;
+          if (unit >= 0) g[unit] += value * sw[columns[j]];
         }
         sigmoid_row(h, H, hb, 0.0f, on ? on + b * H : nullptr);
         for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = u[b * H + k] < h[k] ? 1.0f : 0.0f;
@@ -297,6 +319,42 @@ class Cd1Step : public OpKernel {
     });
   }
 
+  // A short_lists_ share of the batch's readers (drawn) cut to 1..short_list_books_ of their
+  // books (how many drawn uniformly, which ones at random: a partial Fisher-Yates shuffle of
+  // the row's places), as train.shorten_lists cuts them with NumPy's draws, here with the
+  // kernel's own (row b's from its own part of key's stream, whatever the other rows drew);
+  // a list no longer than its count stays whole. Cut in NumPy on the feed's thread, they
+  // took that thread a tenth of a second an epoch at the full size, while the passes want
+  // both cores. Leaves the kept entries in cut_indptr_, cut_columns_ and cut_values_, in
+  // row order and each row's in its order, and marks them in kept.
+  void cut(const int32_t* indptr, const int32_t* columns, const float* values, int64_t B, uint64_t key, bool* kept) {
+    const int64_t most = short_list_books_, stride = 2 + most;
+    cut_draws_.resize(B * stride);
+    uniforms(cut_draws_.data(), B * stride, key, 0);
+    cut_indptr_.assign(1, 0);
+    cut_columns_.clear();
+    cut_values_.clear();
+    for (int64_t b = 0; b < B; ++b) {
+      const float* u = cut_draws_.data() + b * stride;
+      const int64_t first = indptr[b], length = indptr[b + 1] - first;
+      const int64_t count = 1 + std::min<int64_t>(int64_t(double(u[1]) * most), most - 1);
+      const bool shorten = u[0] < short_lists_ && length > count;
+      std::fill(kept + first, kept + first + length, !shorten);
+      if (shorten) {
+        places_.resize(length);
+        for (int64_t j = 0; j < length; ++j) places_[j] = int32_t(j);
+        for (int64_t j = 0; j < count; ++j) {
+          const int64_t other = j + std::min<int64_t>(int64_t(double(u[2 + j]) * (length - j)), length - j - 1);
+          std::swap(places_[j], places_[other]);
+          kept[first + places_[j]] = true;
+        }
+      }
+      for (int64_t j = first; j < first + length; ++j)
+        if (kept[j]) cut_columns_.push_back(columns[j]), cut_values_.push_back(values[j]);
+      cut_indptr_.push_back(int32_t(cut_columns_.size()));
+    }
+  }
+
   // g1 = σ(v1 S + d) · series_kept, series-major (S, padded batch), and each series' bias and
   // its books' series weights (v0 g0 at the book's own unit, less v1 g1 there): half the
   // series a thread
@@ -336,15 +394,18 @@ class Cd1Step : public OpKernel {
   }
 
   int n_params_ = 3, n_velocities_ = 0;
-  float momentum_ = 0.0f, decay_ = 0.0f, series_step_ = 1.0f, series_keep_ = 1.0f, rate_ = 0.0f;
-  uint64_t key_ = 0, draws_ = 0;  // the series units' draws: key_ + 2 · the step's count (+ 1)
+  float momentum_ = 0.0f, decay_ = 0.0f, series_step_ = 1.0f, series_keep_ = 1.0f, rate_ = 0.0f, short_lists_ = 0.0f;
+  int64_t short_list_books_ = 20;
+  // the series units' draws: key_ + 2 · the step's count (+ 1); the cut's, cut_key_ + the count
+  uint64_t key_ = 0, cut_key_ = 0, draws_ = 0;
   float* param_[5] = {};     // this step's parameters, and their velocities (null: none)
   float* velocity_[5] = {};
   mutex mu_;
   Passes passes_;
   std::vector<float> drawn_noise_, drawn_kept_;
   std::vector<int64_t> first_, next_, series_first_, series_books_;
-  std::vector<int32_t> readers_;
+  std::vector<int32_t> readers_, cut_indptr_, cut_columns_, places_;
+  std::vector<float> cut_draws_, cut_values_;
   std::vector<float> by_column_, at_entries_;
   std::vector<float> h0_, g0_, gs_, g1_;
 };
