@@ -210,10 +210,9 @@ class Cd1Step : public OpKernel {
     float *w = param_[0], *vb = param_[1], *hb = param_[2], *sw = param_[3], *sb = param_[4];
     const float* u = noise.flat<float>().data();
     const float* on = kept.dim_size(0) ? kept.flat<float>().data() : nullptr;  // none: every unit kept
-    const float *series_u = series_noise.flat<float>().data(), *series_on = series_kept.flat<float>().data();
-    const bool draw_noise = S && series_noise.dim_size(0) == 0, draw_kept = S && series_kept.dim_size(0) == 0;
-    if (draw_noise) drawn_noise_.resize(B * S), series_u = drawn_noise_.data();
-    if (draw_kept) drawn_kept_.resize(B * S), series_on = drawn_kept_.data();
+    // the series units' draws and mask, fed (reader-major) or the kernel's own (null)
+    const float* series_u = series_noise.dim_size(0) ? series_noise.flat<float>().data() : nullptr;
+    const float* series_kept_fed = series_kept.dim_size(0) ? series_kept.flat<float>().data() : nullptr;
     // the entries in column order (each book's readers ascending, as the entries come in
     // reader order), made here where the feed made them in NumPy on a core the passes need:
     // each book's first entry there, its readers and their values
@@ -241,37 +240,36 @@ class Cd1Step : public OpKernel {
       for (int64_t i = 0; i < n; ++i)
         if (series[i] >= 0) series_books_[next[series[i]]++] = i;
     }
-    // h0 and g0 from the entries, and their samples (h's transpose, g's series-major), half
-    // the readers a thread
+    // h0 and g0 from the entries, and their samples: h's transposed; g0, its mask and samples
+    // series-major (S, padded batch), 16 readers a vector, as the series units' push and their
+    // own pass take them (made reader-major, their sigmoids, draws and samples took 60 µs a
+    // step more, and the samples' stores a cache line each). The readers are split at a
+    // vector's edge, so that each thread has whole vectors of the series' rows.
     h0_.assign(B * H, 0.0f);
-    g0_.assign(B * S, 0.0f);
     passes_.start(n, H, B);
     float* ht = passes_.ht();
     const int64_t Bp = passes_.padded();
-    gs_.assign(S * Bp + 16, 0.0f);
-    float* gs = aligned(gs_);
-    Passes::two(c, B / 2, B, [&](int64_t, int64_t lo, int64_t hi) {
-      if (draw_noise) uniforms(drawn_noise_.data() + lo * S, (hi - lo) * S, noise_key, lo * S);
-      if (draw_kept) {
-        uniforms(drawn_kept_.data() + lo * S, (hi - lo) * S, kept_key, lo * S);
-        for (int64_t j = lo * S; j < hi * S; ++j) drawn_kept_[j] = drawn_kept_[j] < series_keep_ ? 1.0f : 0.0f;
-      }
+    for (auto* rows : {&g0_, &series_on_, &gs_, &g1_}) rows->resize(S * Bp + 16);
+    float *g0 = aligned(g0_), *series_on = aligned(series_on_), *gs = aligned(gs_);
+    Passes::two(c, (B + 16) / 32 * 16, B, [&](int64_t, int64_t lo, int64_t hi) {
+      const int64_t first = lo / 16, last = (hi + 15) / 16;  // the thread's vectors of readers
+      for (int64_t t = 0; t < S; ++t)
+        for (int64_t v = first; v < last; ++v) store(g0 + t * Bp + 16 * v, v16{});
       for (int64_t b = lo; b < hi; ++b) {
         float* h = h0_.data() + b * H;
-        float* g = g0_.data() + b * S;
         for (int64_t j = indptr[b]; j < indptr[b + 1]; ++j) {
           const float* row = w + int64_t(columns[j]) * H;
           const float value = values[j];
           for (int64_t k = 0; k < H; ++k) h[k] += value * row[k];
           const int32_t unit = S ? series[columns[j]] : -1;
-          if (unit >= 0) g[unit] += value * sw[columns[j]];
+          if (unit >= 0) g0[unit * Bp + b] += value * sw[columns[j]];
         }
         sigmoid_row(h, H, hb, 0.0f, on ? on + b * H : nullptr);
         for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = u[b * H + k] < h[k] ? 1.0f : 0.0f;
-        if (!S) continue;
-        sigmoid_row(g, S, sb, 0.0f, series_on + b * S);
-        for (int64_t t = 0; t < S; ++t) gs[t * Bp + b] = series_u[b * S + t] < g[t] ? 1.0f : 0.0f;
       }
+      for (int64_t t = 0; t < S; ++t)
+        for (int64_t v = first; v < last; ++v)
+          series_samples(t, v, B, Bp, S, sb[t], noise_key, kept_key, series_u, series_kept_fed, g0, series_on, gs);
     });
     const Push push{S ? series : nullptr, sw, gs, Bp};
     const float size = float(B);
@@ -300,7 +298,7 @@ class Cd1Step : public OpKernel {
       for (int64_t b = 0; b < B; ++b) sum += h0_[b * H + k] - h1[b * H + k];
       move(2, k, sum / size);
     }
-    if (S) series_step(c, n, B, Bp, series, series_on);
+    if (S) series_step(c, n, B, Bp, series);
     // the weights: (v0ᵀ h0 - v1ᵀ h1) / B - decay · W, each book's data statistics from its
     // entries in column order
     const float* h0 = h0_.data();
@@ -355,42 +353,74 @@ class Cd1Step : public OpKernel {
     }
   }
 
-  // g1 = σ(v1 S + d) · series_kept, series-major (S, padded batch), and each series' bias and
-  // its books' series weights (v0 g0 at the book's own unit, less v1 g1 there): half the
-  // series a thread
-  void series_step(OpKernelContext* c, int64_t n, int64_t B, int64_t Bp, const int32_t* series, const float* series_on) {
+  // Vector v (readers 16v..16v+15) of series t's row of g0 (series-major, (S, Bp)), which
+  // holds their pushes from the entries: made σ(push + bias) · kept, and the mask and the
+  // samples put in series_on and gs (the padding's lanes 0 in all three). The draws (noise)
+  // and the mask are fed, reader-major, or the kernel's own: places b · S + t of the step's
+  // two streams (the mask kept at a draw under series_keep), made here in registers.
+  void series_samples(int64_t t, int64_t v, int64_t B, int64_t Bp, int64_t S, float bias, uint64_t noise_key,
+                      uint64_t kept_key, const float* noise, const float* kept, float* g0, float* series_on,
+                      float* gs) const {
+    const int64_t at = t * Bp + 16 * v;
+    const i16 lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const i16 within = lane + int32_t(16 * v) < int32_t(B);
+    v16 u, on;
+    if (noise) {
+      for (int l = 0; l < 16; ++l) u[l] = 16 * v + l < B ? noise[(16 * v + l) * S + t] : 1.0f;
+    } else {
+      u = uniforms_every(noise_key, 16 * v * S + t, S);
+    }
+    if (kept) {
+      for (int l = 0; l < 16; ++l) on[l] = 16 * v + l < B ? kept[(16 * v + l) * S + t] : 0.0f;
+    } else {
+      on = uniforms_every(kept_key, 16 * v * S + t, S) < series_keep_ ? splat(1.0f) : v16{};
+    }
+    on = within ? on : v16{};
+    const v16 mean = sigmoid16(load(g0 + at) + bias) * on;
+    store(g0 + at, mean);
+    store(series_on + at, on);
+    store(gs + at, (u < mean) ? splat(1.0f) : v16{});
+  }
+
+  // g1 = σ(v1 S + d) · series_on, series-major (S, padded batch), each series' bias, and its
+  // books' series weights (v0 g0 at the book's own unit, less v1 g1 there): half the series
+  // a thread; then, half the books a thread, the velocities of those in no series
+  void series_step(OpKernelContext* c, int64_t n, int64_t B, int64_t Bp, const int32_t* series) {
     const int64_t S = int64_t(series_first_.size()) - 1;
     const float *v1 = passes_.v1(), *sw = param_[3], *sb = param_[4];
+    const float *g0 = aligned(g0_), *series_on = aligned(series_on_);
     const float size = float(B);
-    g1_.assign(S * Bp + 16, 0.0f);
     float* g1 = aligned(g1_);
-    Passes::two(c, S / 2, S, [&](int64_t, int64_t lo, int64_t hi) {
+    Passes::two(c, S / 2, S, [&](int64_t p, int64_t lo, int64_t hi) {
       for (int64_t t = lo; t < hi; ++t) {
         float* g = g1 + t * Bp;
-        for (int64_t at = series_first_[t]; at < series_first_[t + 1]; ++at) {
-          const int64_t i = series_books_[at];
-          for (int64_t b = 0; b < Bp; b += 16) store(g + b, splat(sw[i]) * load(v1 + i * Bp + b) + load(g + b));
+        const int64_t* books = series_books_.data() + series_first_[t];
+        const int64_t count = series_first_[t + 1] - series_first_[t];
+        for (int64_t b = 0; b < Bp; b += 16) {  // the first book's push put, the others' added
+          v16 sum = count ? splat(sw[books[0]]) * load(v1 + books[0] * Bp + b) : v16{};
+          for (int64_t at = 1; at < count; ++at) sum = splat(sw[books[at]]) * load(v1 + books[at] * Bp + b) + sum;
+          store(g + b, sum);
         }
-        sigmoid_row(g, Bp, nullptr, sb[t], nullptr);
-        float sum = 0.0f;
-        for (int64_t b = 0; b < B; ++b) {
-          g[b] *= series_on[b * S + t];
-          sum += g0_[b * S + t] - g[b];
+        v16 difference = v16{};  // the padding's g0 and g1 are 0
+        for (int64_t b = 0; b < Bp; b += 16) {
+          const v16 mean = sigmoid16(load(g + b) + sb[t]) * load(series_on + t * Bp + b);
+          store(g + b, mean);
+          difference += load(g0 + t * Bp + b) - mean;
         }
-        move(4, t, series_step_ * (sum / size));
-        for (int64_t at = series_first_[t]; at < series_first_[t + 1]; ++at) {
-          const int64_t i = series_books_[at];
+        move(4, t, series_step_ * (total(difference) / size));
+        for (int64_t at = 0; at < count; ++at) {
+          const int64_t i = books[at];
           float data = 0.0f;
-          for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column_[j] * g0_[readers_[j] * S + t];
+          for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column_[j] * g0[t * Bp + readers_[j]];
           v16 model = v16{};  // the padding's v1 is 0
           for (int64_t b = 0; b < Bp; b += 16) model = load(v1 + i * Bp + b) * load(g + b) + model;
           move(3, i, series_step_ * ((data - total(model)) / size));
         }
       }
+      if (velocity_[3])  // a book in no series: no gradient, but its velocity goes on
+        for (int64_t i = p == 0 ? 0 : n / 2; i < (p == 0 ? n / 2 : n); ++i)
+          if (series[i] < 0) move(3, i, 0.0f);
     });
-    if (velocity_[3])  // a book in no series: no gradient, but its velocity goes on
-      for (int64_t i = 0; i < n; ++i)
-        if (series[i] < 0) move(3, i, 0.0f);
   }
 
   int n_params_ = 3, n_velocities_ = 0;
@@ -402,11 +432,10 @@ class Cd1Step : public OpKernel {
   float* velocity_[5] = {};
   mutex mu_;
   Passes passes_;
-  std::vector<float> drawn_noise_, drawn_kept_;
   std::vector<int64_t> first_, next_, series_first_, series_books_;
   std::vector<int32_t> readers_, cut_indptr_, cut_columns_, places_;
   std::vector<float> cut_draws_, cut_values_;
   std::vector<float> by_column_, at_entries_;
-  std::vector<float> h0_, g0_, gs_, g1_;
+  std::vector<float> h0_, g0_, series_on_, gs_, g1_;  // g's series-major, (S, padded batch)
 };
 REGISTER_KERNEL_BUILDER(Name("RbmCd1Step").Device(DEVICE_CPU), Cd1Step);
