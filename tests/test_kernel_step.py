@@ -134,6 +134,35 @@ def test_the_kernels_own_series_dropout_keeps_what_series_keep_says(sample):
     assert not np.array_equal(kept[3], start[3]) and not np.array_equal(kept[4], start[4])
 
 
+@needs_compiler
+def test_the_kernel_step_is_the_same_run_by_tensorflows_own_threads(sample):
+    """The trainer's session runs the op in the caller's thread; a session with TensorFlow's
+    default threads runs it in one of its own, from which its second thread is asked for the
+    same way: the same step to the bit, with the defaults' momentum, decay and series units."""
+    from bookrbm import series, train
+    from bookrbm.graph import RBMGraph, tf1
+    from bookrbm.settings import DEFAULTS
+
+    fit, _, _ = train.trainer_users(sample, "binary")
+    of_books = train.book_series(sample, DEFAULTS)
+    rng = np.random.default_rng(3)
+    start = [*_start(fit.shape[1], 64, rng), *series.initial_params(of_books)]
+    net = RBMGraph(*start[:3], 0.1, seed=1, momentum=0.9, weight_decay=0.0003, binary_input=True, series=of_books,
+                   series_weights=start[3], series_bias=start[4], series_step=series.STEP_FACTOR, series_keep=0.5,
+                   step="kernel")
+    pooled = tf1.Session(graph=net.graph)
+    try:
+        pooled.run(net.init)
+        pooled.run(net.load, dict(zip(net.loaded, start)))
+        for first in (0, 100):
+            feed = {**net.feed(fit[first : first + 100]), net.hidden_noise: rng.random((100, 64), dtype=np.float32)}
+            assert pooled.run(net.train_error, feed) == net.session.run(net.train_error, feed)
+        assert all(np.array_equal(a, b) for a, b in zip(pooled.run(net._params), net.params()))
+    finally:
+        pooled.close()
+        net.close()
+
+
 def _cut_steps(fit, seed, share, most, batches):
     """The kernel's cut of the first ``batches`` batches of 100 readers of ``fit``: for each,
     the batch and which of its entries the kernel kept, with ``short_lists`` ``share``."""

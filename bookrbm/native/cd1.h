@@ -11,9 +11,11 @@
 #define BOOKRBM_NATIVE_CD1_H_
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -227,6 +229,45 @@ inline float* aligned(std::vector<float>& v) {
   return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(v.data()) + 63) & ~uintptr_t(63));
 }
 
+// Two threads for a step's phases, the caller and one of TensorFlow's: ``run(c, body)`` runs
+// body(0) on the caller and body(1) on the other at once, and ``sync()`` in body is a barrier
+// both wait at, spinning, between phases. A hand-off to the thread pool for each phase
+// (``Passes::two``) took 17 µs, most of it waking the pool's thread; this is one a step.
+class Pair {
+ public:
+  template <typename Body>
+  void run(OpKernelContext* c, const Body& body) {
+    auto* workers = c->device()->tensorflow_cpu_worker_threads()->workers;
+    arrived_.store(0, std::memory_order_relaxed);
+    if (workers->CurrentThreadId() >= 0) {  // the caller is one of the pool's threads: a thread of its own
+      std::thread other([&] { body(1); });
+      body(0);
+      other.join();
+      return;
+    }
+    std::atomic<bool> done{false};
+    workers->Schedule([&] {
+      body(1);
+      done.store(true, std::memory_order_release);
+    });
+    body(0);
+    while (!done.load(std::memory_order_acquire)) __builtin_ia32_pause();
+  }
+
+  void sync() {
+    const int generation = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == 1) {
+      arrived_.store(0, std::memory_order_relaxed);
+      generation_.fetch_add(1, std::memory_order_release);
+    } else {
+      while (generation_.load(std::memory_order_acquire) == generation) __builtin_ia32_pause();
+    }
+  }
+
+ private:
+  std::atomic<int> arrived_{0}, generation_{0};
+};
+
 // The step's two passes over the weights, and their scratch, for a batch of B readers given
 // as its hidden samples. The books are split in two halves, one a worker thread, whatever
 // the thread count, so the sums' order (and the bits) are the same on any machine of the
@@ -255,31 +296,35 @@ class Passes {
   // of v1's squares.
   template <typename Visit>
   float reconstruct(OpKernelContext* c, const float* w, const float* vb, const Push& push, const Visit& visit) {
-    float* ht = aligned(ht_);
-    float* v1 = aligned(v1_);
-    float* partials = aligned(partials_);
     float squares[2] = {0.0f, 0.0f};
-    halves(c, [&](int64_t p, int64_t lo, int64_t hi) {
-      float* partial = partials + p * B_ * H_;
-      float sums[8];
-      v16 square = v16{};
-      for (int64_t i = lo; i < hi; i += 8) {
-        const int eight = int(std::min<int64_t>(8, hi - i));
-        // three books a block: 21 sums, 7 hidden vectors and a weight in AVX-512's 32 registers
-        for (int64_t at = i; at < i + eight; at += 3) {
-          with_count<3>(int(std::min<int64_t>(3, i + eight - at)), [&](auto r) {
-            with_count<7>(NB_, [&](auto nb) {
-              visible_rows<decltype(r)::value, decltype(nb)::value>(w, ht, vb, push, H_, at, kept_, v1,
-                                                                    sums + (at - i), square);
-            });
-          });
-        }
-        with_count<8>(eight, [&](auto r) { hidden_sums<decltype(r)::value>(w, v1, H_, Bp_, B_, i, partial); });
-        for (int r = 0; r < eight; ++r) visit(i + r, sums[r]);
-      }
-      squares[p] = total(square);
-    });
+    two(c, middle_, n_, [&](int64_t p, int64_t, int64_t) { squares[p] = reconstruct_half(int(p), w, vb, push, visit); });
     return squares[0] + squares[1];
+  }
+
+  // ``reconstruct``'s work on half p of the books (the thread's): returns its sum of squares
+  template <typename Visit>
+  float reconstruct_half(int p, const float* w, const float* vb, const Push& push, const Visit& visit) {
+    const float* ht = aligned(ht_);
+    float* v1 = aligned(v1_);
+    float* partial = aligned(partials_) + p * B_ * H_;
+    const int64_t lo = p == 0 ? 0 : middle_, hi = p == 0 ? middle_ : n_;
+    float sums[8];
+    v16 square = v16{};
+    for (int64_t i = lo; i < hi; i += 8) {
+      const int eight = int(std::min<int64_t>(8, hi - i));
+      // three books a block: 21 sums, 7 hidden vectors and a weight in AVX-512's 32 registers
+      for (int64_t at = i; at < i + eight; at += 3) {
+        with_count<3>(int(std::min<int64_t>(3, i + eight - at)), [&](auto r) {
+          with_count<7>(NB_, [&](auto nb) {
+            visible_rows<decltype(r)::value, decltype(nb)::value>(w, ht, vb, push, H_, at, kept_, v1, sums + (at - i),
+                                                                  square);
+          });
+        });
+      }
+      with_count<8>(eight, [&](auto r) { hidden_sums<decltype(r)::value>(w, v1, H_, Bp_, B_, i, partial); });
+      for (int r = 0; r < eight; ++r) visit(i + r, sums[r]);
+    }
+    return total(square);
   }
 
   // h1 = σ(v1ᵀ W + c), (B, H), from the two halves' sums; times kept (B, H), if given
@@ -305,21 +350,21 @@ class Passes {
   // each weight made new from the model statistics (``weight_update``)
   template <typename New>
   void update(OpKernelContext* c, float* w, const New& updated) {
+    two(c, middle_, n_, [&](int64_t p, int64_t, int64_t) { update_half(int(p), w, updated); });
+  }
+
+  // ``update``'s work on half p of the books (the thread's)
+  template <typename New>
+  void update_half(int p, float* w, const New& updated) {
     const float* v1 = aligned(v1_);
     const float* h1 = aligned(h1_);
-    halves(c, [&](int64_t, int64_t lo, int64_t hi) {
-      for (int64_t i = lo; i < hi; i += 6)
-        with_count<6>(int(std::min<int64_t>(6, hi - i)),
-                      [&](auto r) { weight_update<decltype(r)::value>(w, v1, h1, H_, Bp_, B_, i, updated); });
-    });
+    const int64_t lo = p == 0 ? 0 : middle_, hi = p == 0 ? middle_ : n_;
+    for (int64_t i = lo; i < hi; i += 6)
+      with_count<6>(int(std::min<int64_t>(6, hi - i)),
+                    [&](auto r) { weight_update<decltype(r)::value>(w, v1, h1, H_, Bp_, B_, i, updated); });
   }
 
  private:
-  template <typename Work>
-  void halves(OpKernelContext* c, const Work& work) {
-    two(c, middle_, n_, work);
-  }
-
   int64_t n_ = 0, H_ = 0, B_ = 0, Bp_ = 0, middle_ = 0;
   int NB_ = 1;
   v16 kept_;  // the last vector's lanes within the batch

@@ -251,7 +251,19 @@ class Cd1Step : public OpKernel {
     const int64_t Bp = passes_.padded();
     for (auto* rows : {&g0_, &series_on_, &gs_, &g1_}) rows->resize(S * Bp + 16);
     float *g0 = aligned(g0_), *series_on = aligned(series_on_), *gs = aligned(gs_);
-    Passes::two(c, (B + 16) / 32 * 16, B, [&](int64_t, int64_t lo, int64_t hi) {
+    const Push push{S ? series : nullptr, sw, gs, Bp};
+    const float size = float(B);
+    const float* v1 = passes_.v1();
+    at_entries_.resize(n);
+    const float* h0 = h0_.data();
+    const v16 inverse = splat(1.0f / size), decay = splat(decay_), rate = splat(rate_), momentum = splat(momentum_);
+    float* velocity = velocity_[0];
+    const int64_t split = (B + 16) / 32 * 16;  // the readers' halves
+    float squares[2] = {0.0f, 0.0f};
+    // the step's phases on two threads (``Pair``), each its half of the readers, the books or
+    // the series, a barrier between them
+    pair_.run(c, [&](int p) {
+      const int64_t lo = p == 0 ? 0 : split, hi = p == 0 ? split : B;
       const int64_t first = lo / 16, last = (hi + 15) / 16;  // the thread's vectors of readers
       for (int64_t t = 0; t < S; ++t)
         for (int64_t v = first; v < last; ++v) store(g0 + t * Bp + 16 * v, v16{});
@@ -270,50 +282,48 @@ class Cd1Step : public OpKernel {
       for (int64_t t = 0; t < S; ++t)
         for (int64_t v = first; v < last; ++v)
           series_samples(t, v, B, Bp, S, sb[t], noise_key, kept_key, series_u, series_kept_fed, g0, series_on, gs);
-    });
-    const Push push{S ? series : nullptr, sw, gs, Bp};
-    const float size = float(B);
-    // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of v1²,
-    // each book's entries' terms taken as its row is made (in cache then, where a pass over
-    // the entries afterwards read the reconstruction at random, on one thread)
-    const float* v1 = passes_.v1();
-    at_entries_.resize(n);
-    const float squares = passes_.reconstruct(c, w, vb, push, [&](int64_t i, float sum) {
-      const float* row = v1 + i * Bp;
-      float data = 0.0f, terms = 0.0f;
-      for (int64_t j = first_[i]; j < first_[i + 1]; ++j) {
-        data += by_column[j];
-        const float model = row[readers[j]];
-        terms += (by_column[j] - model) * (by_column[j] - model) - model * model;
+      pair_.sync();
+      // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of
+      // v1², each book's entries' terms taken as its row is made (in cache then, where a pass
+      // over the entries afterwards read the reconstruction at random, on one thread)
+      squares[p] = passes_.reconstruct_half(p, w, vb, push, [&](int64_t i, float sum) {
+        const float* row = v1 + i * Bp;
+        float data = 0.0f, terms = 0.0f;
+        for (int64_t j = first_[i]; j < first_[i + 1]; ++j) {
+          data += by_column[j];
+          const float model = row[readers[j]];
+          terms += (by_column[j] - model) * (by_column[j] - model) - model * model;
+        }
+        move(1, i, (data - sum) / size);
+        at_entries_[i] = terms;
+      });
+      pair_.sync();
+      if (p == 0) {
+        float at_entries = 0.0f;
+        for (int64_t i = 0; i < n; ++i) at_entries += at_entries_[i];
+        *error = (squares[0] + squares[1] + at_entries) / float(B * n);
+        const float* h1 = passes_.hidden(hb, on);
+        for (int64_t k = 0; k < H; ++k) {
+          float sum = 0.0f;
+          for (int64_t b = 0; b < B; ++b) sum += h0_[b * H + k] - h1[b * H + k];
+          move(2, k, sum / size);
+        }
       }
-      move(1, i, (data - sum) / size);
-      at_entries_[i] = terms;
-    });
-    float at_entries = 0.0f;
-    for (int64_t i = 0; i < n; ++i) at_entries += at_entries_[i];
-    *error = (squares + at_entries) / float(B * n);
-    const float* h1 = passes_.hidden(hb, on);
-    for (int64_t k = 0; k < H; ++k) {
-      float sum = 0.0f;
-      for (int64_t b = 0; b < B; ++b) sum += h0_[b * H + k] - h1[b * H + k];
-      move(2, k, sum / size);
-    }
-    if (S) series_step(c, n, B, Bp, series);
-    // the weights: (v0ᵀ h0 - v1ᵀ h1) / B - decay · W, each book's data statistics from its
-    // entries in column order
-    const float* h0 = h0_.data();
-    const v16 inverse = splat(1.0f / size), decay = splat(decay_), rate = splat(rate_), momentum = splat(momentum_);
-    float* velocity = velocity_[0];
-    passes_.update(c, w, [&](int64_t i, int64_t offset, v16 weights, v16 model) {
-      v16 data = v16{};
-      for (int64_t j = first_[i]; j < first_[i + 1]; ++j)
-        data = splat(by_column[j]) * load(h0 + int64_t(readers[j]) * H + offset) + data;
-      const v16 gradient = (data - model) * inverse - decay * weights;
-      if (!velocity) return rate * gradient + weights;
-      float* at = velocity + i * H + offset;
-      const v16 moved = momentum * load(at) + rate * gradient;
-      store(at, moved);
-      return weights + moved;
+      pair_.sync();
+      if (S) series_step(p, n, B, Bp, series);
+      // the weights: (v0ᵀ h0 - v1ᵀ h1) / B - decay · W, each book's data statistics from its
+      // entries in column order
+      passes_.update_half(p, w, [&](int64_t i, int64_t offset, v16 weights, v16 model) {
+        v16 data = v16{};
+        for (int64_t j = first_[i]; j < first_[i + 1]; ++j)
+          data = splat(by_column[j]) * load(h0 + int64_t(readers[j]) * H + offset) + data;
+        const v16 gradient = (data - model) * inverse - decay * weights;
+        if (!velocity) return rate * gradient + weights;
+        float* at = velocity + i * H + offset;
+        const v16 moved = momentum * load(at) + rate * gradient;
+        store(at, moved);
+        return weights + moved;
+      });
     });
   }
 
@@ -383,44 +393,44 @@ class Cd1Step : public OpKernel {
   }
 
   // g1 = σ(v1 S + d) · series_on, series-major (S, padded batch), each series' bias, and its
-  // books' series weights (v0 g0 at the book's own unit, less v1 g1 there): half the series
-  // a thread; then, half the books a thread, the velocities of those in no series
-  void series_step(OpKernelContext* c, int64_t n, int64_t B, int64_t Bp, const int32_t* series) {
+  // books' series weights (v0 g0 at the book's own unit, less v1 g1 there), for half p of the
+  // series; then the velocities of the books in no series, in half p of the books. Only the
+  // series units' parameters move, so it needs no barrier before the weights' update.
+  void series_step(int p, int64_t n, int64_t B, int64_t Bp, const int32_t* series) {
     const int64_t S = int64_t(series_first_.size()) - 1;
     const float *v1 = passes_.v1(), *sw = param_[3], *sb = param_[4];
     const float *g0 = aligned(g0_), *series_on = aligned(series_on_);
     const float size = float(B);
     float* g1 = aligned(g1_);
-    Passes::two(c, S / 2, S, [&](int64_t p, int64_t lo, int64_t hi) {
-      for (int64_t t = lo; t < hi; ++t) {
-        float* g = g1 + t * Bp;
-        const int64_t* books = series_books_.data() + series_first_[t];
-        const int64_t count = series_first_[t + 1] - series_first_[t];
-        for (int64_t b = 0; b < Bp; b += 16) {  // the first book's push put, the others' added
-          v16 sum = count ? splat(sw[books[0]]) * load(v1 + books[0] * Bp + b) : v16{};
-          for (int64_t at = 1; at < count; ++at) sum = splat(sw[books[at]]) * load(v1 + books[at] * Bp + b) + sum;
-          store(g + b, sum);
-        }
-        v16 difference = v16{};  // the padding's g0 and g1 are 0
-        for (int64_t b = 0; b < Bp; b += 16) {
-          const v16 mean = sigmoid16(load(g + b) + sb[t]) * load(series_on + t * Bp + b);
-          store(g + b, mean);
-          difference += load(g0 + t * Bp + b) - mean;
-        }
-        move(4, t, series_step_ * (total(difference) / size));
-        for (int64_t at = 0; at < count; ++at) {
-          const int64_t i = books[at];
-          float data = 0.0f;
-          for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column_[j] * g0[t * Bp + readers_[j]];
-          v16 model = v16{};  // the padding's v1 is 0
-          for (int64_t b = 0; b < Bp; b += 16) model = load(v1 + i * Bp + b) * load(g + b) + model;
-          move(3, i, series_step_ * ((data - total(model)) / size));
-        }
+    const int64_t lo = p == 0 ? 0 : S / 2, hi = p == 0 ? S / 2 : S;
+    for (int64_t t = lo; t < hi; ++t) {
+      float* g = g1 + t * Bp;
+      const int64_t* books = series_books_.data() + series_first_[t];
+      const int64_t count = series_first_[t + 1] - series_first_[t];
+      for (int64_t b = 0; b < Bp; b += 16) {  // the first book's push put, the others' added
+        v16 sum = count ? splat(sw[books[0]]) * load(v1 + books[0] * Bp + b) : v16{};
+        for (int64_t at = 1; at < count; ++at) sum = splat(sw[books[at]]) * load(v1 + books[at] * Bp + b) + sum;
+        store(g + b, sum);
       }
-      if (velocity_[3])  // a book in no series: no gradient, but its velocity goes on
-        for (int64_t i = p == 0 ? 0 : n / 2; i < (p == 0 ? n / 2 : n); ++i)
-          if (series[i] < 0) move(3, i, 0.0f);
-    });
+      v16 difference = v16{};  // the padding's g0 and g1 are 0
+      for (int64_t b = 0; b < Bp; b += 16) {
+        const v16 mean = sigmoid16(load(g + b) + sb[t]) * load(series_on + t * Bp + b);
+        store(g + b, mean);
+        difference += load(g0 + t * Bp + b) - mean;
+      }
+      move(4, t, series_step_ * (total(difference) / size));
+      for (int64_t at = 0; at < count; ++at) {
+        const int64_t i = books[at];
+        float data = 0.0f;
+        for (int64_t j = first_[i]; j < first_[i + 1]; ++j) data += by_column_[j] * g0[t * Bp + readers_[j]];
+        v16 model = v16{};  // the padding's v1 is 0
+        for (int64_t b = 0; b < Bp; b += 16) model = load(v1 + i * Bp + b) * load(g + b) + model;
+        move(3, i, series_step_ * ((data - total(model)) / size));
+      }
+    }
+    if (velocity_[3])  // a book in no series: no gradient, but its velocity goes on
+      for (int64_t i = p == 0 ? 0 : n / 2; i < (p == 0 ? n / 2 : n); ++i)
+        if (series[i] < 0) move(3, i, 0.0f);
   }
 
   int n_params_ = 3, n_velocities_ = 0;
@@ -432,6 +442,7 @@ class Cd1Step : public OpKernel {
   float* velocity_[5] = {};
   mutex mu_;
   Passes passes_;
+  Pair pair_;
   std::vector<int64_t> first_, next_, series_first_, series_books_;
   std::vector<int32_t> readers_, cut_indptr_, cut_columns_, places_;
   std::vector<float> cut_draws_, cut_values_;
