@@ -251,7 +251,7 @@ class Pair {
       done.store(true, std::memory_order_release);
     });
     body(0);
-    while (!done.load(std::memory_order_acquire)) __builtin_ia32_pause();
+    wait_until([&] { return done.load(std::memory_order_acquire); });
   }
 
   void sync() {
@@ -260,11 +260,24 @@ class Pair {
       arrived_.store(0, std::memory_order_relaxed);
       generation_.fetch_add(1, std::memory_order_release);
     } else {
-      while (generation_.load(std::memory_order_acquire) == generation) __builtin_ia32_pause();
+      wait_until([&] { return generation_.load(std::memory_order_acquire) != generation; });
     }
   }
 
  private:
+  // spinning a while (a phase's end is microseconds away), then giving the core up in turns:
+  // with more threads than cores (the trainer's feed thread) the other may be waiting for it
+  template <typename Ready>
+  static void wait_until(const Ready& ready) {
+    for (int spins = 0; !ready(); ++spins) {
+      if (spins < 1024) {
+        __builtin_ia32_pause();
+      } else {
+        std::this_thread::yield();
+      }
+    }
+  }
+
   std::atomic<int> arrived_{0}, generation_{0};
 };
 
