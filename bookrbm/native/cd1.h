@@ -289,13 +289,15 @@ class Passes {
  public:
   static constexpr int64_t kMaxBatch = 112;  // seven vectors of 16 readers
 
-  // The hidden samples' transpose, zeroed, to be filled: ht()[k · padded() + b].
+  // The hidden samples' transpose, to be filled for the batch's readers: ht()[k · padded() +
+  // b]. Its padding's columns are zeroed when its shape changes, and only ever multiplied
+  // by the kept lanes' 0 after that: written with no zeroing.
   void start(int64_t n, int64_t H, int64_t B) {
     n_ = n, H_ = H, B_ = B, NB_ = int((B + 15) / 16), Bp_ = 16 * NB_;
     for (int j = 0; j < 16; ++j) kept_[j] = 16 * (NB_ - 1) + j < B ? 1.0f : 0.0f;
-    ht_.assign(H * Bp_ + 16, 0.0f);
+    if (ht_.size() != size_t(H * Bp_ + 16)) ht_.assign(H * Bp_ + 16, 0.0f);
     v1_.resize(n * Bp_ + 16);
-    partials_.assign(2 * B * H + 16, 0.0f);
+    partials_.resize(2 * B * H + 16);
     h1_.resize(B * H + 16);
     middle_ = n / 2 / 8 * 8;
   }
@@ -320,6 +322,7 @@ class Passes {
     const float* ht = aligned(ht_);
     float* v1 = aligned(v1_);
     float* partial = aligned(partials_) + p * B_ * H_;
+    std::fill(partial, partial + B_ * H_, 0.0f);
     const int64_t lo = p == 0 ? 0 : middle_, hi = p == 0 ? middle_ : n_;
     float sums[8];
     v16 square = v16{};
@@ -342,14 +345,20 @@ class Passes {
 
   // h1 = σ(v1ᵀ W + c), (B, H), from the two halves' sums; times kept (B, H), if given
   const float* hidden(const float* hb, const float* kept = nullptr) {
+    hidden_rows(0, B_, hb, kept);
+    return aligned(h1_);
+  }
+
+  // ``hidden``'s rows of readers lo..hi
+  void hidden_rows(int64_t lo, int64_t hi, const float* hb, const float* kept = nullptr) {
     const float* partials = aligned(partials_);
     float* h1 = aligned(h1_);
-    for (int64_t b = 0; b < B_; ++b) {
+    for (int64_t b = lo; b < hi; ++b) {
       for (int64_t k = 0; k < H_; ++k) h1[b * H_ + k] = partials[b * H_ + k] + partials[(B_ + b) * H_ + k];
       sigmoid_row(h1 + b * H_, H_, hb, 0.0f, kept ? kept + b * H_ : nullptr);
     }
-    return h1;
   }
+  const float* h1() { return aligned(h1_); }
 
   // work(part, lo, hi) over [0, middle) and [middle, count), one a worker thread
   template <typename Work>

@@ -245,7 +245,7 @@ class Cd1Step : public OpKernel {
     // own pass take them (made reader-major, their sigmoids, draws and samples took 60 µs a
     // step more, and the samples' stores a cache line each). The readers are split at a
     // vector's edge, so that each thread has whole vectors of the series' rows.
-    h0_.assign(B * H, 0.0f);
+    h0_.resize(B * H);
     passes_.start(n, H, B);
     float* ht = passes_.ht();
     const int64_t Bp = passes_.padded();
@@ -254,12 +254,11 @@ class Cd1Step : public OpKernel {
     const Push push{S ? series : nullptr, sw, gs, Bp};
     const float size = float(B);
     const float* v1 = passes_.v1();
-    at_entries_.resize(n);
     const float* h0 = h0_.data();
     const v16 inverse = splat(1.0f / size), decay = splat(decay_), rate = splat(rate_), momentum = splat(momentum_);
     float* velocity = velocity_[0];
     const int64_t split = (B + 16) / 32 * 16;  // the readers' halves
-    float squares[2] = {0.0f, 0.0f};
+    float squares[2] = {0.0f, 0.0f}, at_entries[2] = {0.0f, 0.0f};
     // the step's phases on two threads (``Pair``), each its half of the readers, the books or
     // the series, a barrier between them
     pair_.run(c, [&](int p) {
@@ -267,6 +266,7 @@ class Cd1Step : public OpKernel {
       const int64_t first = lo / 16, last = (hi + 15) / 16;  // the thread's vectors of readers
       for (int64_t t = 0; t < S; ++t)
         for (int64_t v = first; v < last; ++v) store(g0 + t * Bp + 16 * v, v16{});
+      std::fill(h0_.data() + lo * H, h0_.data() + hi * H, 0.0f);
       for (int64_t b = lo; b < hi; ++b) {
         float* h = h0_.data() + b * H;
         for (int64_t j = indptr[b]; j < indptr[b + 1]; ++j) {
@@ -295,21 +295,20 @@ class Cd1Step : public OpKernel {
           terms += (by_column[j] - model) * (by_column[j] - model) - model * model;
         }
         move(1, i, (data - sum) / size);
-        at_entries_[i] = terms;
+        at_entries[p] += terms;
       });
       pair_.sync();
-      if (p == 0) {
-        float at_entries = 0.0f;
-        for (int64_t i = 0; i < n; ++i) at_entries += at_entries_[i];
-        *error = (squares[0] + squares[1] + at_entries) / float(B * n);
-        const float* h1 = passes_.hidden(hb, on);
+      passes_.hidden_rows(p == 0 ? 0 : B / 2, p == 0 ? B / 2 : B, hb, on);
+      pair_.sync();
+      if (p == 0) {  // the hidden biases, read by h1 above and by nothing below
+        *error = (squares[0] + squares[1] + at_entries[0] + at_entries[1]) / float(B * n);
+        const float* h1 = passes_.h1();
         for (int64_t k = 0; k < H; ++k) {
           float sum = 0.0f;
           for (int64_t b = 0; b < B; ++b) sum += h0_[b * H + k] - h1[b * H + k];
           move(2, k, sum / size);
         }
       }
-      pair_.sync();
       if (S) series_step(p, n, B, Bp, series);
       // the weights: (v0ᵀ h0 - v1ᵀ h1) / B - decay · W, each book's data statistics from its
       // entries in column order
@@ -446,7 +445,7 @@ class Cd1Step : public OpKernel {
   std::vector<int64_t> first_, next_, series_first_, series_books_;
   std::vector<int32_t> readers_, cut_indptr_, cut_columns_, places_;
   std::vector<float> cut_draws_, cut_values_;
-  std::vector<float> by_column_, at_entries_;
+  std::vector<float> by_column_;
   std::vector<float> h0_, g0_, series_on_, gs_, g1_;  // g's series-major, (S, padded batch)
 };
 REGISTER_KERNEL_BUILDER(Name("RbmCd1Step").Device(DEVICE_CPU), Cd1Step);
