@@ -282,27 +282,31 @@ class Pair {
 };
 
 // The step's two passes over the weights, and their scratch, for a batch of B readers given
-// as its hidden samples. The books are split in two halves, one a worker thread, whatever
-// the thread count, so the sums' order (and the bits) are the same on any machine of the
-// same kind.
+// as its hidden samples. The books are cut in chunks of kChunk, each with its own partial
+// hidden sums, added in the chunks' order: whichever thread makes a chunk, and however many
+// there are, the sums (and the bits) are the same on any machine of the same kind. A step
+// hands its threads the next chunk as they come free (``take``), as the trainer's step does:
+// on these shared machines one core is often slower than the other for a while.
 class Passes {
  public:
   static constexpr int64_t kMaxBatch = 112;  // seven vectors of 16 readers
+  static constexpr int64_t kChunk = 640;     // books: 16 chunks of the 10,000
 
   // The hidden samples' transpose, to be filled for the batch's readers: ht()[k · padded() +
   // b]. Its padding's columns are zeroed when its shape changes, and only ever multiplied
   // by the kept lanes' 0 after that: written with no zeroing.
   void start(int64_t n, int64_t H, int64_t B) {
     n_ = n, H_ = H, B_ = B, NB_ = int((B + 15) / 16), Bp_ = 16 * NB_;
+    chunks_ = (n + kChunk - 1) / kChunk;
     for (int j = 0; j < 16; ++j) kept_[j] = 16 * (NB_ - 1) + j < B ? 1.0f : 0.0f;
     if (ht_.size() != size_t(H * Bp_ + 16)) ht_.assign(H * Bp_ + 16, 0.0f);
     v1_.resize(n * Bp_ + 16);
-    partials_.resize(2 * B * H + 16);
+    partials_.resize(chunks_ * B * H + 16);
     h1_.resize(B * H + 16);
-    middle_ = n / 2 / 8 * 8;
   }
   float* ht() { return aligned(ht_); }
   int64_t padded() const { return Bp_; }
+  int64_t chunks() const { return chunks_; }
   // the reconstruction, book-major, padded: v1()[book · padded() + reader]
   const float* v1() { return aligned(v1_); }
 
@@ -311,19 +315,24 @@ class Passes {
   // of v1's squares.
   template <typename Visit>
   float reconstruct(OpKernelContext* c, const float* w, const float* vb, const Push& push, const Visit& visit) {
-    float squares[2] = {0.0f, 0.0f};
-    two(c, middle_, n_, [&](int64_t p, int64_t, int64_t) { squares[p] = reconstruct_half(int(p), w, vb, push, visit); });
-    return squares[0] + squares[1];
+    std::vector<float> squares(chunks_);
+    std::atomic<int64_t> next{0};
+    two(c, 1, 2, [&](int64_t, int64_t, int64_t) {
+      for (int64_t chunk; (chunk = take(next)) < chunks_;) squares[chunk] = reconstruct_chunk(chunk, w, vb, push, visit);
+    });
+    float sum = 0.0f;
+    for (float square : squares) sum += square;
+    return sum;
   }
 
-  // ``reconstruct``'s work on half p of the books (the thread's): returns its sum of squares
+  // ``reconstruct``'s work on one chunk of the books: returns its sum of squares
   template <typename Visit>
-  float reconstruct_half(int p, const float* w, const float* vb, const Push& push, const Visit& visit) {
+  float reconstruct_chunk(int64_t chunk, const float* w, const float* vb, const Push& push, const Visit& visit) {
     const float* ht = aligned(ht_);
     float* v1 = aligned(v1_);
-    float* partial = aligned(partials_) + p * B_ * H_;
+    float* partial = aligned(partials_) + chunk * B_ * H_;
     std::fill(partial, partial + B_ * H_, 0.0f);
-    const int64_t lo = p == 0 ? 0 : middle_, hi = p == 0 ? middle_ : n_;
+    const int64_t lo = chunk * kChunk, hi = std::min(n_, lo + kChunk);
     float sums[8];
     v16 square = v16{};
     for (int64_t i = lo; i < hi; i += 8) {
@@ -343,7 +352,7 @@ class Passes {
     return total(square);
   }
 
-  // h1 = σ(v1ᵀ W + c), (B, H), from the two halves' sums; times kept (B, H), if given
+  // h1 = σ(v1ᵀ W + c), (B, H), from the chunks' sums; times kept (B, H), if given
   const float* hidden(const float* hb, const float* kept = nullptr) {
     hidden_rows(0, B_, hb, kept);
     return aligned(h1_);
@@ -354,8 +363,11 @@ class Passes {
     const float* partials = aligned(partials_);
     float* h1 = aligned(h1_);
     for (int64_t b = lo; b < hi; ++b) {
-      for (int64_t k = 0; k < H_; ++k) h1[b * H_ + k] = partials[b * H_ + k] + partials[(B_ + b) * H_ + k];
-      sigmoid_row(h1 + b * H_, H_, hb, 0.0f, kept ? kept + b * H_ : nullptr);
+      float* row = h1 + b * H_;
+      std::copy(partials + b * H_, partials + (b + 1) * H_, row);
+      for (int64_t chunk = 1; chunk < chunks_; ++chunk)
+        for (int64_t k = 0; k < H_; k += 16) store(row + k, load(row + k) + load(partials + (chunk * B_ + b) * H_ + k));
+      sigmoid_row(row, H_, hb, 0.0f, kept ? kept + b * H_ : nullptr);
     }
   }
   const float* h1() { return aligned(h1_); }
@@ -369,25 +381,31 @@ class Passes {
     });
   }
 
+  // the next piece of work to do: count's value, which it moves on by one
+  static int64_t take(std::atomic<int64_t>& count) { return count.fetch_add(1, std::memory_order_relaxed); }
+
   // each weight made new from the model statistics (``weight_update``)
   template <typename New>
   void update(OpKernelContext* c, float* w, const New& updated) {
-    two(c, middle_, n_, [&](int64_t p, int64_t, int64_t) { update_half(int(p), w, updated); });
+    std::atomic<int64_t> next{0};
+    two(c, 1, 2, [&](int64_t, int64_t, int64_t) {
+      for (int64_t chunk; (chunk = take(next)) < chunks_;) update_chunk(chunk, w, updated);
+    });
   }
 
-  // ``update``'s work on half p of the books (the thread's)
+  // ``update``'s work on one chunk of the books (each book's new weights are its own)
   template <typename New>
-  void update_half(int p, float* w, const New& updated) {
+  void update_chunk(int64_t chunk, float* w, const New& updated) {
     const float* v1 = aligned(v1_);
     const float* h1 = aligned(h1_);
-    const int64_t lo = p == 0 ? 0 : middle_, hi = p == 0 ? middle_ : n_;
+    const int64_t lo = chunk * kChunk, hi = std::min(n_, lo + kChunk);
     for (int64_t i = lo; i < hi; i += 6)
       with_count<6>(int(std::min<int64_t>(6, hi - i)),
                     [&](auto r) { weight_update<decltype(r)::value>(w, v1, h1, H_, Bp_, B_, i, updated); });
   }
 
  private:
-  int64_t n_ = 0, H_ = 0, B_ = 0, Bp_ = 0, middle_ = 0;
+  int64_t n_ = 0, H_ = 0, B_ = 0, Bp_ = 0, chunks_ = 1;
   int NB_ = 1;
   v16 kept_;  // the last vector's lanes within the batch
   std::vector<float> ht_, v1_, partials_, h1_;

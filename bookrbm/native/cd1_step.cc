@@ -213,23 +213,13 @@ class Cd1Step : public OpKernel {
     // the series units' draws and mask, fed (reader-major) or the kernel's own (null)
     const float* series_u = series_noise.dim_size(0) ? series_noise.flat<float>().data() : nullptr;
     const float* series_kept_fed = series_kept.dim_size(0) ? series_kept.flat<float>().data() : nullptr;
-    // the entries in column order (each book's readers ascending, as the entries come in
-    // reader order), made here where the feed made them in NumPy on a core the passes need:
-    // each book's first entry there, its readers and their values
-    first_.assign(n + 1, 0);
-    for (int64_t j = 0; j < entries; ++j) ++first_[columns[j] + 1];
-    for (int64_t i = 0; i < n; ++i) first_[i + 1] += first_[i];
+    first_.resize(n + 1);
+    next_.resize(n);
     readers_.resize(entries);
     by_column_.resize(entries);
-    next_.assign(first_.begin(), first_.end() - 1);
-    for (int64_t b = 0; b < B; ++b)
-      for (int64_t j = indptr[b]; j < indptr[b + 1]; ++j) {
-        const int64_t place = next_[columns[j]]++;
-        readers_[place] = int32_t(b);
-        by_column_[place] = values[j];
-      }
     const int32_t* readers = readers_.data();
     const float* by_column = by_column_.data();
+    passes_.start(n, H, B);
     if (S && series_first_.size() != size_t(S + 1)) {  // each series' books, ascending: the same every step
       series_first_.assign(S + 1, 0);
       for (int64_t i = 0; i < n; ++i)
@@ -243,10 +233,8 @@ class Cd1Step : public OpKernel {
     // h0 and g0 from the entries, and their samples: h's transposed; g0, its mask and samples
     // series-major (S, padded batch), 16 readers a vector, as the series units' push and their
     // own pass take them (made reader-major, their sigmoids, draws and samples took 60 µs a
-    // step more, and the samples' stores a cache line each). The readers are split at a
-    // vector's edge, so that each thread has whole vectors of the series' rows.
+    // step more, and the samples' stores a cache line each).
     h0_.resize(B * H);
-    passes_.start(n, H, B);
     float* ht = passes_.ht();
     const int64_t Bp = passes_.padded();
     for (auto* rows : {&g0_, &series_on_, &gs_, &g1_}) rows->resize(S * Bp + 16);
@@ -257,51 +245,65 @@ class Cd1Step : public OpKernel {
     const float* h0 = h0_.data();
     const v16 inverse = splat(1.0f / size), decay = splat(decay_), rate = splat(rate_), momentum = splat(momentum_);
     float* velocity = velocity_[0];
-    const int64_t split = (B + 16) / 32 * 16;  // the readers' halves
-    float squares[2] = {0.0f, 0.0f}, at_entries[2] = {0.0f, 0.0f};
+    const int64_t chunks = passes_.chunks();
+    squares_.resize(chunks);
+    at_entries_.resize(chunks);
+    float *squares = squares_.data(), *at_entries = at_entries_.data();
+    const int64_t series_parts = (S + kSeriesPart - 1) / kSeriesPart;
+    for (auto* next : {&next_readers_, &next_chunk_, &next_series_, &next_update_}) next->store(0, std::memory_order_relaxed);
     // the step's phases on two threads (``Pair``), each its half of the readers, the books or
     // the series, a barrier between them
     pair_.run(c, [&](int p) {
-      const int64_t lo = p == 0 ? 0 : split, hi = p == 0 ? split : B;
-      const int64_t first = lo / 16, last = (hi + 15) / 16;  // the thread's vectors of readers
-      for (int64_t t = 0; t < S; ++t)
-        for (int64_t v = first; v < last; ++v) store(g0 + t * Bp + 16 * v, v16{});
-      std::fill(h0_.data() + lo * H, h0_.data() + hi * H, 0.0f);
-      for (int64_t b = lo; b < hi; ++b) {
-        float* h = h0_.data() + b * H;
-        for (int64_t j = indptr[b]; j < indptr[b + 1]; ++j) {
-          const float* row = w + int64_t(columns[j]) * H;
-          const float value = values[j];
-          for (int64_t k = 0; k < H; ++k) h[k] += value * row[k];
-          const int32_t unit = S ? series[columns[j]] : -1;
-          if (unit >= 0) g0[unit * Bp + b] += value * sw[columns[j]];
+      if (p == 0) in_column_order(indptr, columns, values, n, B, entries);  // while the other thread wakes
+      // the readers 16 at a time (a vector of the series' rows, a cache line of the hidden
+      // samples' rows), whichever thread is free taking the next: the other thread is woken at
+      // each step, and starts tens of microseconds after this one. Each vector's sums are its
+      // own, so the bits do not depend on which thread made them.
+      for (int64_t v; (v = next_readers_.fetch_add(1, std::memory_order_relaxed)) < Bp / 16;) {
+        const int64_t lo = 16 * v, hi = std::min(16 * v + 16, B);
+        for (int64_t t = 0; t < S; ++t) store(g0 + t * Bp + 16 * v, v16{});
+        std::fill(h0_.data() + lo * H, h0_.data() + hi * H, 0.0f);
+        for (int64_t b = lo; b < hi; ++b) {
+          float* h = h0_.data() + b * H;
+          for (int64_t j = indptr[b]; j < indptr[b + 1]; ++j) {
+            const float* row = w + int64_t(columns[j]) * H;
+            const float value = values[j];
+            for (int64_t k = 0; k < H; ++k) h[k] += value * row[k];
+            const int32_t unit = S ? series[columns[j]] : -1;
+            if (unit >= 0) g0[unit * Bp + b] += value * sw[columns[j]];
+          }
+          sigmoid_row(h, H, hb, 0.0f, on ? on + b * H : nullptr);
+          for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = u[b * H + k] < h[k] ? 1.0f : 0.0f;
         }
-        sigmoid_row(h, H, hb, 0.0f, on ? on + b * H : nullptr);
-        for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = u[b * H + k] < h[k] ? 1.0f : 0.0f;
-      }
-      for (int64_t t = 0; t < S; ++t)
-        for (int64_t v = first; v < last; ++v)
+        for (int64_t t = 0; t < S; ++t)
           series_samples(t, v, B, Bp, S, sb[t], noise_key, kept_key, series_u, series_kept_fed, g0, series_on, gs);
+      }
       pair_.sync();
       // the error: Σ v1² over the dense batch, and where v0 is stored (v0 - v1)² in place of
       // v1², each book's entries' terms taken as its row is made (in cache then, where a pass
       // over the entries afterwards read the reconstruction at random, on one thread)
-      squares[p] = passes_.reconstruct_half(p, w, vb, push, [&](int64_t i, float sum) {
-        const float* row = v1 + i * Bp;
-        float data = 0.0f, terms = 0.0f;
-        for (int64_t j = first_[i]; j < first_[i + 1]; ++j) {
-          data += by_column[j];
-          const float model = row[readers[j]];
-          terms += (by_column[j] - model) * (by_column[j] - model) - model * model;
-        }
-        move(1, i, (data - sum) / size);
-        at_entries[p] += terms;
-      });
+      for (int64_t chunk; (chunk = Passes::take(next_chunk_)) < chunks;) {
+        float terms_here = 0.0f;
+        squares[chunk] = passes_.reconstruct_chunk(chunk, w, vb, push, [&](int64_t i, float sum) {
+          const float* row = v1 + i * Bp;
+          float data = 0.0f, terms = 0.0f;
+          for (int64_t j = first_[i]; j < first_[i + 1]; ++j) {
+            data += by_column[j];
+            const float model = row[readers[j]];
+            terms += (by_column[j] - model) * (by_column[j] - model) - model * model;
+          }
+          move(1, i, (data - sum) / size);
+          terms_here += terms;
+        });
+        at_entries[chunk] = terms_here;
+      }
       pair_.sync();
       passes_.hidden_rows(p == 0 ? 0 : B / 2, p == 0 ? B / 2 : B, hb, on);
       pair_.sync();
       if (p == 0) {  // the hidden biases, read by h1 above and by nothing below
-        *error = (squares[0] + squares[1] + at_entries[0] + at_entries[1]) / float(B * n);
+        float sum = 0.0f;
+        for (int64_t chunk = 0; chunk < chunks; ++chunk) sum += squares[chunk] + at_entries[chunk];
+        *error = sum / float(B * n);
         const float* h1 = passes_.h1();
         for (int64_t k = 0; k < H; ++k) {
           float sum = 0.0f;
@@ -309,21 +311,40 @@ class Cd1Step : public OpKernel {
           move(2, k, sum / size);
         }
       }
-      if (S) series_step(p, n, B, Bp, series);
+      if (S)
+        for (int64_t part; (part = Passes::take(next_series_)) < series_parts;) series_step(part, n, B, Bp, series);
       // the weights: (v0ᵀ h0 - v1ᵀ h1) / B - decay · W, each book's data statistics from its
       // entries in column order
-      passes_.update_half(p, w, [&](int64_t i, int64_t offset, v16 weights, v16 model) {
-        v16 data = v16{};
-        for (int64_t j = first_[i]; j < first_[i + 1]; ++j)
-          data = splat(by_column[j]) * load(h0 + int64_t(readers[j]) * H + offset) + data;
-        const v16 gradient = (data - model) * inverse - decay * weights;
-        if (!velocity) return rate * gradient + weights;
-        float* at = velocity + i * H + offset;
-        const v16 moved = momentum * load(at) + rate * gradient;
-        store(at, moved);
-        return weights + moved;
-      });
+      for (int64_t chunk; (chunk = Passes::take(next_update_)) < chunks;)
+        passes_.update_chunk(chunk, w, [&](int64_t i, int64_t offset, v16 weights, v16 model) {
+          v16 data = v16{};
+          for (int64_t j = first_[i]; j < first_[i + 1]; ++j)
+            data = splat(by_column[j]) * load(h0 + int64_t(readers[j]) * H + offset) + data;
+          const v16 gradient = (data - model) * inverse - decay * weights;
+          if (!velocity) return rate * gradient + weights;
+          float* at = velocity + i * H + offset;
+          const v16 moved = momentum * load(at) + rate * gradient;
+          store(at, moved);
+          return weights + moved;
+        });
     });
+  }
+
+  // The entries in column order (each book's readers ascending, as the entries come in
+  // reader order), made here where the feed made them in NumPy on a core the passes need:
+  // each book's first entry there (first_), its readers and their values
+  void in_column_order(const int32_t* indptr, const int32_t* columns, const float* values, int64_t n, int64_t B,
+                       int64_t entries) {
+    std::fill(first_.begin(), first_.end(), 0);
+    for (int64_t j = 0; j < entries; ++j) ++first_[columns[j] + 1];
+    for (int64_t i = 0; i < n; ++i) first_[i + 1] += first_[i];
+    std::copy(first_.begin(), first_.end() - 1, next_.begin());
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t j = indptr[b]; j < indptr[b + 1]; ++j) {
+        const int64_t place = next_[columns[j]]++;
+        readers_[place] = int32_t(b);
+        by_column_[place] = values[j];
+      }
   }
 
   // A short_lists_ share of the batch's readers (drawn) cut to 1..short_list_books_ of their
@@ -392,16 +413,18 @@ class Cd1Step : public OpKernel {
   }
 
   // g1 = σ(v1 S + d) · series_on, series-major (S, padded batch), each series' bias, and its
-  // books' series weights (v0 g0 at the book's own unit, less v1 g1 there), for half p of the
-  // series; then the velocities of the books in no series, in half p of the books. Only the
-  // series units' parameters move, so it needs no barrier before the weights' update.
-  void series_step(int p, int64_t n, int64_t B, int64_t Bp, const int32_t* series) {
+  // books' series weights (v0 g0 at the book's own unit, less v1 g1 there), for one part of
+  // kSeriesPart series; then the velocities of the books in no series, in as large a part of
+  // the books. Only the series units' parameters move, so it needs no barrier before the
+  // weights' update.
+  void series_step(int64_t part, int64_t n, int64_t B, int64_t Bp, const int32_t* series) {
     const int64_t S = int64_t(series_first_.size()) - 1;
     const float *v1 = passes_.v1(), *sw = param_[3], *sb = param_[4];
     const float *g0 = aligned(g0_), *series_on = aligned(series_on_);
     const float size = float(B);
     float* g1 = aligned(g1_);
-    const int64_t lo = p == 0 ? 0 : S / 2, hi = p == 0 ? S / 2 : S;
+    const int64_t parts = (S + kSeriesPart - 1) / kSeriesPart;
+    const int64_t lo = part * kSeriesPart, hi = std::min(S, lo + kSeriesPart);
     for (int64_t t = lo; t < hi; ++t) {
       float* g = g1 + t * Bp;
       const int64_t* books = series_books_.data() + series_first_[t];
@@ -428,7 +451,7 @@ class Cd1Step : public OpKernel {
       }
     }
     if (velocity_[3])  // a book in no series: no gradient, but its velocity goes on
-      for (int64_t i = p == 0 ? 0 : n / 2; i < (p == 0 ? n / 2 : n); ++i)
+      for (int64_t i = part * n / parts; i < (part + 1) * n / parts; ++i)
         if (series[i] < 0) move(3, i, 0.0f);
   }
 
@@ -442,6 +465,11 @@ class Cd1Step : public OpKernel {
   mutex mu_;
   Passes passes_;
   Pair pair_;
+  // the next piece of each phase's work to start on: a vector of 16 readers, a chunk of the
+  // books for each pass, a part of the series
+  std::atomic<int64_t> next_readers_{0}, next_chunk_{0}, next_series_{0}, next_update_{0};
+  static constexpr int64_t kSeriesPart = 64;
+  std::vector<float> squares_, at_entries_;  // each chunk's
   std::vector<int64_t> first_, next_, series_first_, series_books_;
   std::vector<int32_t> readers_, cut_indptr_, cut_columns_, places_;
   std::vector<float> cut_draws_, cut_values_;
