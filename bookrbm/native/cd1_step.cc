@@ -2,14 +2,14 @@
 // loaded by bookrbm/kernel.py): RBMGraph's step (bookrbm/graph.py) with one Gibbs step and
 // the reconstruction's probabilities, in one call that updates the graph's variables in
 // place. The three products, their sigmoids and biases, the data side and the update take
-// two passes over the weights (cd1.h's ``Passes``), split between two threads, none of it
-// through TensorFlow's ops: at H=64 on our 2-core AVX-512 machines an epoch takes about half
-// the time of the graph's step (README, "Full-scale performance").
+// two passes over the weights (cd1.h's ``Passes``), on two threads (cd1.h's ``Pair``), none
+// of it through TensorFlow's ops: at H=64 on our 2-core AVX-512 machines an epoch takes a
+// third of the time of the graph's step (README, "Full-scale performance").
 //
 // Its sums are in another order than TensorFlow's, so a model trained by it differs from the
-// graph's in its bits (not in what it learns: README). The books are split in two halves,
-// one a thread whatever the thread count, so the same seed gives the same bits on any
-// machine of the same kind.
+// graph's in its bits (not in what it learns: README). Its work is cut in pieces whose sums
+// are their own, added in a fixed order, whichever thread makes them, so the same seed gives
+// the same bits on any machine of the same kind.
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
