@@ -77,17 +77,22 @@ typedef uint64_t u64x8 __attribute__((vector_size(64)));
 typedef float v8 __attribute__((vector_size(32)));
 typedef float v4 __attribute__((vector_size(16)));
 
-// Draws first.. first+count of key's stream, uniform in [0, 1), into out: the top 24 bits
-// of splitmix64's mix of key + (index + 1) · its golden gamma, eight at a time (so a stream
-// drawn in parts is the same as drawn whole)
+// Places index of key's stream, uniform in [0, 1): the top 24 bits of splitmix64's mix of
+// key + (index + 1) · its golden gamma, eight at a time
+inline v8 uniforms_at(uint64_t key, u64x8 index) {
+  u64x8 z = key + (index + 1) * 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z = z ^ (z >> 31);
+  return __builtin_convertvector(z >> 40, v8) * (1.0f / 16777216.0f);
+}
+
+// Draws first.. first+count of key's stream (``uniforms_at``) into out, eight at a time (so a
+// stream drawn in parts is the same as drawn whole)
 inline void uniforms(float* out, int64_t count, uint64_t key, int64_t first) {
   const u64x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
   for (int64_t j = 0; j < count; j += 8) {
-    u64x8 z = key + (lane + uint64_t(first + j + 1)) * 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z = z ^ (z >> 31);
-    const v8 u = __builtin_convertvector(z >> 40, v8) * (1.0f / 16777216.0f);
+    const v8 u = uniforms_at(key, lane + uint64_t(first + j));
     if (j + 8 <= count) {
       std::memcpy(out + j, &u, sizeof u);
     } else {
@@ -100,15 +105,9 @@ inline void uniforms(float* out, int64_t count, uint64_t key, int64_t first) {
 // register: the same numbers as those places of the stream drawn whole
 inline v16 uniforms_every(uint64_t key, int64_t first, int64_t stride) {
   const u64x8 lane = {0, 1, 2, 3, 4, 5, 6, 7};
-  v8 half[2];
-  for (int j = 0; j < 2; ++j) {
-    u64x8 z = key + ((lane + uint64_t(8 * j)) * uint64_t(stride) + uint64_t(first + 1)) * 0x9e3779b97f4a7c15ULL;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z = z ^ (z >> 31);
-    half[j] = __builtin_convertvector(z >> 40, v8) * (1.0f / 16777216.0f);
-  }
-  return __builtin_shufflevector(half[0], half[1], 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const v8 low = uniforms_at(key, lane * uint64_t(stride) + uint64_t(first));
+  const v8 high = uniforms_at(key, (lane + 8) * uint64_t(stride) + uint64_t(first));
+  return __builtin_shufflevector(low, high, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
 }
 
 // halves added in turn, a few shuffles where lane by lane took sixteen extracts
@@ -232,7 +231,7 @@ inline float* aligned(std::vector<float>& v) {
 // Two threads for a step's phases, the caller and one of TensorFlow's: ``run(c, body)`` runs
 // body(0) on the caller and body(1) on the other at once, and ``sync()`` in body is a barrier
 // both wait at, spinning, between phases. A hand-off to the thread pool for each phase
-// (``Passes::two``) took 17 µs, most of it waking the pool's thread; this is one a step.
+// (``Passes::both``) took 17 µs, most of it waking the pool's thread; this is one a step.
 class Pair {
  public:
   template <typename Body>
@@ -317,7 +316,7 @@ class Passes {
   float reconstruct(OpKernelContext* c, const float* w, const float* vb, const Push& push, const Visit& visit) {
     std::vector<float> squares(chunks_);
     std::atomic<int64_t> next{0};
-    two(c, 1, 2, [&](int64_t, int64_t, int64_t) {
+    both(c, [&] {
       for (int64_t chunk; (chunk = take(next)) < chunks_;) squares[chunk] = reconstruct_chunk(chunk, w, vb, push, visit);
     });
     float sum = 0.0f;
@@ -372,12 +371,13 @@ class Passes {
   }
   const float* h1() { return aligned(h1_); }
 
-  // work(part, lo, hi) over [0, middle) and [middle, count), one a worker thread
+  // work() on two threads at once, the caller and a worker (the bare step's hand-off, each
+  // pass; the trainer's step hands its threads the whole step once: ``Pair``)
   template <typename Work>
-  static void two(OpKernelContext* c, int64_t middle, int64_t count, const Work& work) {
+  static void both(OpKernelContext* c, const Work& work) {
     auto* threads = c->device()->tensorflow_cpu_worker_threads();
     Shard(threads->num_threads, threads->workers, 2, int64_t(1) << 40, [&](int64_t lo, int64_t hi) {
-      for (int64_t p = lo; p < hi; ++p) work(p, p == 0 ? 0 : middle, p == 0 ? middle : count);
+      for (int64_t p = lo; p < hi; ++p) work();
     });
   }
 
@@ -388,7 +388,7 @@ class Passes {
   template <typename New>
   void update(OpKernelContext* c, float* w, const New& updated) {
     std::atomic<int64_t> next{0};
-    two(c, 1, 2, [&](int64_t, int64_t, int64_t) {
+    both(c, [&] {
       for (int64_t chunk; (chunk = take(next)) < chunks_;) update_chunk(chunk, w, updated);
     });
   }
