@@ -110,6 +110,11 @@ class RBMGraph:
     trains with each series unit only at that chance (dropout); a reconstruction uses them
     all, at full strength (measured better than scaled by ``series_keep``, README).
 
+    With ``step="kernel"`` each step is one op of our own (``bookrbm/kernel.py``), and with
+    ``short_lists`` above 0 that op cuts the share of each batch's readers to 1..
+    ``short_list_books`` of their books itself, with its own draws (``train.shorten_lists``'s
+    cut); the graph's step takes its batches cut (``train.epoch_feeds``).
+
     Shapes: a batch (batch, n_visible), dense or CSR; weights (n_visible, n_hidden); series
     (n_visible,) int, -1 for a book in no series; series_weights (n_visible,); series_bias
     (n_series,).

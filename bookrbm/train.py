@@ -134,7 +134,8 @@ def epoch_feeds(net, fit, rng, batch_size, max_batches=None, short_lists=0.0, sh
     """(the number of batches, their feeds, made as they are asked for): an epoch of the
     rows of ``fit`` (CSR) in a random order, in batches of ``batch_size``, each with a
     ``short_lists`` share of its rows cut to 1..``short_list_books`` books
-    (``shorten_lists``), as ``net.feed`` takes them."""
+    (``shorten_lists``; whole, for a net that cuts them itself: ``net.cuts_lists``), as
+    ``net.feed`` takes them."""
     # one permuted copy per epoch, so that each batch is a cheap contiguous slice
     shuffled = fit[rng.permutation(fit.shape[0])]
     batches = batch_slices(shuffled.shape[0], batch_size)[:max_batches]

@@ -251,15 +251,15 @@ class Cd1Step : public OpKernel {
     float *squares = squares_.data(), *at_entries = at_entries_.data();
     const int64_t series_parts = (S + kSeriesPart - 1) / kSeriesPart;
     for (auto* next : {&next_readers_, &next_chunk_, &next_series_, &next_update_}) next->store(0, std::memory_order_relaxed);
-    // the step's phases on two threads (``Pair``), each its half of the readers, the books or
-    // the series, a barrier between them
+    // the step's phases on two threads (``Pair``), each taking the next piece of a phase's
+    // work as it comes free, a barrier between the phases
     pair_.run(c, [&](int p) {
       if (p == 0) in_column_order(indptr, columns, values, n, B, entries);  // while the other thread wakes
       // the readers 16 at a time (a vector of the series' rows, a cache line of the hidden
       // samples' rows), whichever thread is free taking the next: the other thread is woken at
       // each step, and starts tens of microseconds after this one. Each vector's sums are its
       // own, so the bits do not depend on which thread made them.
-      for (int64_t v; (v = next_readers_.fetch_add(1, std::memory_order_relaxed)) < Bp / 16;) {
+      for (int64_t v; (v = Passes::take(next_readers_)) < Bp / 16;) {
         const int64_t lo = 16 * v, hi = std::min(16 * v + 16, B);
         for (int64_t t = 0; t < S; ++t) store(g0 + t * Bp + 16 * v, v16{});
         std::fill(h0_.data() + lo * H, h0_.data() + hi * H, 0.0f);
@@ -301,9 +301,9 @@ class Cd1Step : public OpKernel {
       passes_.hidden_rows(p == 0 ? 0 : B / 2, p == 0 ? B / 2 : B, hb, on);
       pair_.sync();
       if (p == 0) {  // the hidden biases, read by h1 above and by nothing below
-        float sum = 0.0f;
-        for (int64_t chunk = 0; chunk < chunks; ++chunk) sum += squares[chunk] + at_entries[chunk];
-        *error = sum / float(B * n);
+        float squared = 0.0f;
+        for (int64_t chunk = 0; chunk < chunks; ++chunk) squared += squares[chunk] + at_entries[chunk];
+        *error = squared / float(B * n);
         const float* h1 = passes_.h1();
         for (int64_t k = 0; k < H; ++k) {
           float sum = 0.0f;
