@@ -19,6 +19,13 @@ import fused_step  # noqa: E402
 needs_compiler = pytest.mark.skipif(not kernel.has_compiler(), reason="no C++ compiler")
 
 
+def _assert_the_same_step(error_by_kernel, error_by_graph, by_kernel, ours):
+    """The kernel's step and the graph's gave the same error and moved the parameters alike."""
+    assert error_by_kernel == pytest.approx(error_by_graph, rel=1e-5)
+    for got, expected in zip(by_kernel.params(), ours.params()):
+        assert np.allclose(got, expected, rtol=0, atol=1e-6)
+
+
 def _start(n_books, hidden, rng):
     return [rng.normal(0, 0.1, (n_books, hidden)).astype(np.float32), rng.normal(0, 1, n_books).astype(np.float32),
             np.zeros(hidden, np.float32)]
@@ -64,9 +71,7 @@ def test_the_kernel_step_takes_the_last_short_batch_and_a_reader_with_no_books(s
     noise = rng.random((37, 64), dtype=np.float32)
     ours, by_kernel = RBMGraph(*start, 0.6), RBMGraph(*start, 0.6, step="kernel")
     try:
-        assert by_kernel.train_batch(batch, noise) == pytest.approx(ours.train_batch(batch, hidden_noise=noise), rel=1e-5)
-        for got, expected in zip(by_kernel.params(), ours.params()):
-            assert np.allclose(got, expected, rtol=0, atol=1e-6)
+        _assert_the_same_step(by_kernel.train_batch(batch, noise), ours.train_batch(batch, hidden_noise=noise), by_kernel, ours)
     finally:
         ours.close()
         by_kernel.close()
@@ -239,9 +244,7 @@ def test_the_kernel_step_on_lists_it_cut_is_the_graphs_on_them_cut(sample):
         assert 0 < kept.sum() < len(kept)
         rows = np.repeat(np.arange(100), np.diff(batch.indptr))
         cut = sp.csr_matrix((batch.data[kept], (rows[kept], batch.indices[kept])), shape=batch.shape)
-        assert error == pytest.approx(ours.train_batch(cut, hidden_noise=noise), rel=1e-5)
-        for got, expected in zip(by_kernel.params(), ours.params()):
-            assert np.allclose(got, expected, rtol=0, atol=1e-6)
+        _assert_the_same_step(error, ours.train_batch(cut, hidden_noise=noise), by_kernel, ours)
     finally:
         ours.close()
         by_kernel.close()
