@@ -4,7 +4,7 @@ TensorFlow's headers the first time it is asked for, kept in a cache folder, and
 TensorFlow as an op the trainer's graph runs in its session (``RBMGraph``).
 
 Why, and what it costs, is in the README ("Full-scale performance"): on our 2-core AVX-512
-machines an epoch at H=64 takes about half the time of TensorFlow's ops; it needs g++ (or
+machines an epoch at H=64 takes about a third of the time of TensorFlow's ops; it needs g++ (or
 $CXX), runs on the CPU only, and its blocks are sized for AVX-512.
 """
 import functools

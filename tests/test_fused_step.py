@@ -22,7 +22,7 @@ def kernels(tmp_path_factory):
 
 
 @pytest.mark.parametrize("books, hidden, batch_size", [
-    (1003, 64, 100),  # the trainer's batch and hidden units; a last block of 3 books in each half
+    (1003, 64, 100),  # the trainer's batch and hidden units; a last chunk of 363 books, its last block of 3
     (37, 128, 17),  # two blocks of 64 hidden units; a batch of one vector and a bit
     (501, 64, 112),  # the largest batch: seven whole vectors
     (9, 64, 1),  # one reader; fewer books than a block

@@ -411,8 +411,7 @@ class Passes {
   std::vector<float> ht_, v1_, partials_, h1_;
 };
 
-// The parameters an op keeps from its first call on (its inputs first.., in turn), and their
-
+// whether weights (books, hidden units a multiple of 64) and their biases have shapes that agree
 inline bool parameters_agree(const Tensor& weights, const Tensor& visible_bias, const Tensor& hidden_bias) {
   return weights.dims() == 2 && visible_bias.NumElements() == weights.dim_size(0) &&
          hidden_bias.NumElements() == weights.dim_size(1) && weights.dim_size(1) % 64 == 0 && weights.dim_size(1) > 0 &&

@@ -221,10 +221,8 @@ class Cd1Step : public OpKernel {
     const float* by_column = by_column_.data();
     passes_.start(n, H, B);
     if (S && series_first_.size() != size_t(S + 1)) {  // each series' books, ascending: the same every step
-      series_first_.assign(S + 1, 0);
-      for (int64_t i = 0; i < n; ++i)
-        if (series[i] >= 0) ++series_first_[series[i] + 1];
-      for (int64_t t = 0; t < S; ++t) series_first_[t + 1] += series_first_[t];
+      series_first_.resize(S + 1);
+      group_starts(series_first_, S, n, [&](int64_t i) { return series[i]; });
       series_books_.resize(series_first_[S]);
       std::vector<int64_t> next(series_first_.begin(), series_first_.end() - 1);
       for (int64_t i = 0; i < n; ++i)
@@ -330,14 +328,22 @@ class Cd1Step : public OpKernel {
     });
   }
 
+  // A counting sort's first half: first (groups + 1 long) made each group's first place, and
+  // one past the last, for count members in groups group(member), one below 0 in none
+  template <typename Group>
+  static void group_starts(std::vector<int64_t>& first, int64_t groups, int64_t count, const Group& group) {
+    std::fill(first.begin(), first.end(), 0);
+    for (int64_t j = 0; j < count; ++j)
+      if (group(j) >= 0) ++first[group(j) + 1];
+    for (int64_t k = 0; k < groups; ++k) first[k + 1] += first[k];
+  }
+
   // The entries in column order (each book's readers ascending, as the entries come in
   // reader order), made here where the feed made them in NumPy on a core the passes need:
   // each book's first entry there (first_), its readers and their values
   void in_column_order(const int32_t* indptr, const int32_t* columns, const float* values, int64_t n, int64_t B,
                        int64_t entries) {
-    std::fill(first_.begin(), first_.end(), 0);
-    for (int64_t j = 0; j < entries; ++j) ++first_[columns[j] + 1];
-    for (int64_t i = 0; i < n; ++i) first_[i + 1] += first_[i];
+    group_starts(first_, n, entries, [&](int64_t j) { return columns[j]; });
     std::copy(first_.begin(), first_.end() - 1, next_.begin());
     for (int64_t b = 0; b < B; ++b)
       for (int64_t j = indptr[b]; j < indptr[b + 1]; ++j) {
