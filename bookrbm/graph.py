@@ -204,16 +204,25 @@ class RBMGraph:
                 self.series_noise = tf1.placeholder_with_default(
                     tf.random.uniform([batch, self.n_series], seed=seed + 3), [None, self.n_series], name="series_noise"
                 )
-            # Fed only by tests, to compare one step with a NumPy reference on fixed draws.
-            self.hidden_noise = tf1.placeholder_with_default(
-                tf.random.uniform([batch, n_hidden], seed=seed), [None, n_hidden], name="hidden_noise"
-            )
+            # The hidden units' draws and dropout, from seeded ops (``_draws``). Fed only by
+            # tests, to compare one step with a NumPy reference on fixed draws: the kernel's
+            # step makes its own unless fed, and the error's (batch_error) are not fed then.
+            if self.by_kernel:
+                self._places = {
+                    op_seed: tf1.Variable(tf.zeros([], tf.int64), name=f"draws_{op_seed}_place") for op_seed in (seed, seed + 7)
+                }
+                self.hidden_noise = tf1.placeholder_with_default(tf.zeros([0, n_hidden]), [None, n_hidden], name="hidden_noise")
+                noise = self._draws(batch, n_hidden, seed)
+            else:
+                self.hidden_noise = noise = tf1.placeholder_with_default(
+                    self._draws(batch, n_hidden, seed), [None, n_hidden], name="hidden_noise"
+                )
             h0_mean = self._mean_hiddens_of_batch()
             if hidden_keep < 1.0:
                 # dropout RBM (Srivastava et al. 2014): each example trains a random sub-RBM
-                keep = tf.cast(tf.random.uniform([batch, n_hidden], seed=seed + 7) < hidden_keep, tf.float32)
+                keep = tf.cast(self._draws(batch, n_hidden, seed + 7) < hidden_keep, tf.float32)
                 h0_mean = h0_mean * keep
-            h_mean, noise = h0_mean, self.hidden_noise
+            h_mean = h0_mean
             g0_mean = g_mean = self._mean_series_of_batch() if self.n_series else None
             if self.n_series and series_keep < 1.0:
                 # dropout of the series units: a reader trains without some of them, so the
@@ -275,9 +284,10 @@ class RBMGraph:
             ]
             if self.by_kernel:
                 self.train_error, self.kept_entries = self._kernel_step(
-                    params, velocities, series, keep if hidden_keep < 1.0 else tf.zeros([0, n_hidden]), learning_rate,
-                    momentum=momentum, weight_decay=weight_decay, series_step=series_step, series_keep=series_keep, seed=seed,
-                    short_lists=short_lists, short_list_books=short_list_books,
+                    params, velocities, series, learning_rate, momentum=momentum, weight_decay=weight_decay,
+                    series_step=series_step, series_keep=series_keep, seed=seed, short_lists=short_lists,
+                    short_list_books=short_list_books, hidden_keep=hidden_keep, noise_seeds=list(tf1.get_seed(seed)),
+                    kept_seeds=list(tf1.get_seed(seed + 7)),
                 )
             else:
                 self.train_step = self._updates(params, gradients, velocities, learning_rate, momentum)
@@ -388,12 +398,25 @@ class RBMGraph:
                     ))
         return tf.group(*updates, name="cd_update")
 
-    def _kernel_step(self, params, velocities, series, hidden_kept, learning_rate, **options):
+    def _draws(self, rows, columns, op_seed):
+        """(rows, columns) uniform draws of the seeded op ``op_seed``: TensorFlow's own in the
+        graph's step. In the kernel's, the same numbers by the kernel's RbmUniform, which
+        takes them at the op's place in its stream: a variable it shares with the kernel's
+        step, which draws them too, so that the two take turns on one stream as the graph's
+        step and its error (``batch_error``) do on the op's. The same seeds, the same draws:
+        a kernel step is the graph's, its dropout and sampling included."""
+        if not self.by_kernel:
+            return tf.random.uniform([rows, columns], seed=op_seed)
+        return kernel.ops().rbm_uniform(self._places[op_seed].handle, rows, seeds=list(tf1.get_seed(op_seed)),
+                                        columns=columns)
+
+    def _kernel_step(self, params, velocities, series, learning_rate, **options):
         """The update by the kernel's one op (``bookrbm/kernel.py``), and its outputs: the
         batch's reconstruction error and which of the fed entries its cut of short lists kept.
         The same step as the graph's ops, on the same variables and the same draws of the
-        hidden units and their dropout (the graph's ops, with their seeds); the series units'
-        draws are its own, unless fed (``series_noise``, ``series_kept``), and so is its cut."""
+        hidden units and their dropout (the graph's ops' numbers, made in the kernel:
+        ``_draws``); the series units' draws are its own, unless fed (``series_noise``,
+        ``series_kept``), and so is its cut."""
         batch, n_series = self.batch_size, self.n_series
         self.series_noise_fed, self.series_kept_fed = (
             tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series]) for _ in range(2)
@@ -403,9 +426,10 @@ class RBMGraph:
         return kernel.ops().rbm_cd1_step(
             params=[param.handle for param in params],
             velocities=[velocity.handle for velocity in velocities if velocity is not None],
+            noise_place=self._places[options["seed"]].handle, kept_place=self._places[options["seed"] + 7].handle,
             series=tf.constant(np.asarray(series, np.int32)),
             indptr=self.indptr, columns=self.columns, values=self.values, batch_size=batch,
-            hidden_noise=self.hidden_noise, hidden_kept=hidden_kept,
+            hidden_noise=self.hidden_noise,
             series_noise=self.series_noise_fed, series_kept=self.series_kept_fed,
             learning_rate=tf.constant(learning_rate, tf.float32), **options,
         )

@@ -19,7 +19,7 @@ from .errors import InputError
 
 NATIVE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "native")
 SOURCE = os.path.join(NATIVE, "cd1_step.cc")
-HEADERS = [os.path.join(NATIVE, name) for name in ("cd1.h", "index_checks.h")]
+HEADERS = [os.path.join(NATIVE, name) for name in ("cd1.h", "index_checks.h", "philox.h")]
 MAX_BATCH = 112  # cd1.h's Passes::kMaxBatch: seven vectors of 16 readers a book
 HIDDEN_MULTIPLE = 64  # the update's block of hidden units
 

@@ -78,6 +78,53 @@ def test_the_kernel_step_takes_the_last_short_batch_and_a_reader_with_no_books(s
 
 
 @needs_compiler
+def test_the_kernels_draws_are_tensorflows_seeded_ops_draws():
+    """RbmUniform, call after call, of several sizes (a last sample used in part among
+    them), draws what TensorFlow's RandomUniform op of the same seeds draws; two streams in
+    one graph keep their places apart (their variables start from one constant's buffer)."""
+    from bookrbm.graph import tf, tf1
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1.set_random_seed(5)
+        rows = tf1.placeholder(tf.int32, [])
+        pairs = []
+        for op_seed, columns in ((12, 64), (13, 3)):
+            place = tf1.Variable(tf.zeros([], tf.int64))
+            pairs.append((tf.random.uniform([rows, columns], seed=op_seed),
+                          kernel.ops().rbm_uniform(place.handle, rows, seeds=list(tf1.get_seed(op_seed)), columns=columns)))
+        with tf1.Session(graph=graph) as session:
+            session.run(tf1.global_variables_initializer())
+            for count in (100, 37, 1, 0, 112, 5):
+                for theirs, ours in pairs:
+                    expected, got = session.run([theirs, ours], {rows: count})
+                    assert got.shape == expected.shape and np.array_equal(got, expected)
+
+
+@needs_compiler
+def test_the_kernels_own_hidden_draws_are_the_graphs_between_its_errors_too(sample):
+    """Nothing fed: the kernel step samples its hidden units and drops them out with the
+    draws the graph's seeded ops make, step after step, and a batch's error between steps
+    (which draws from the same streams) leaves them in step."""
+    from bookrbm import train
+    from bookrbm.graph import RBMGraph
+
+    fit, _, _ = train.trainer_users(sample, "binary")
+    start = _start(fit.shape[1], 64, np.random.default_rng(4))
+    options = dict(seed=9, momentum=0.9, weight_decay=0.0003, hidden_keep=0.5, binary_input=True)
+    ours, by_kernel = RBMGraph(*start, 0.1, **options), RBMGraph(*start, 0.1, step="kernel", **options)
+    try:
+        for first, between in ((0, False), (100, True), (200, False)):
+            batch = fit[first : first + 100]
+            if between:
+                assert by_kernel.batch_error(fit[-60:]) == pytest.approx(ours.batch_error(fit[-60:]), rel=1e-5)
+            _assert_the_same_step(by_kernel.train_batch(batch), ours.train_batch(batch), by_kernel, ours)
+    finally:
+        ours.close()
+        by_kernel.close()
+
+
+@needs_compiler
 def test_parameters_fetched_before_a_step_stay_as_they_were(sample):
     """The kernel updates the variables in place; a value fetched before (the trainer keeps
     the best epoch's without a copy) must not change under it, and ``set_params`` loads."""

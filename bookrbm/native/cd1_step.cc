@@ -24,6 +24,7 @@
 
 #include "cd1.h"
 #include "index_checks.h"
+#include "philox.h"
 
 using namespace tensorflow;
 using namespace cd1;
@@ -35,9 +36,11 @@ REGISTER_OP("RbmCd1Step")
     .Attr("N: int >= 3").Attr("M: int >= 0")
     .Attr("momentum: float").Attr("weight_decay: float").Attr("series_step: float").Attr("series_keep: float")
     .Attr("seed: int").Attr("short_lists: float = 0").Attr("short_list_books: int = 20")
-    .Input("params: N * resource").Input("velocities: M * resource").Input("series: int32")
+    .Attr("hidden_keep: float = 1").Attr("noise_seeds: list(int)").Attr("kept_seeds: list(int)")
+    .Input("params: N * resource").Input("velocities: M * resource")
+    .Input("noise_place: resource").Input("kept_place: resource").Input("series: int32")
     .Input("indptr: int32").Input("columns: int32").Input("values: float")
-    .Input("batch_size: int32").Input("hidden_noise: float").Input("hidden_kept: float")
+    .Input("batch_size: int32").Input("hidden_noise: float")
     .Input("series_noise: float").Input("series_kept: float").Input("learning_rate: float")
     .Output("error: float").Output("kept: bool")
     .SetIsStateful()
@@ -84,14 +87,80 @@ class LockedVariables {
   std::vector<mutex_lock> locks_;
 };
 
+// The generator of a seeded RandomUniform op's stream whose place (the samples its calls have
+// taken, an int64 variable: input j) is read, and moved on by a call of count numbers
+// (``philox.h``): the graph's op keeps its place itself, the kernel's draws in a variable, so
+// that the kernel step and the error's ops (``RbmUniform``) take turns on one stream.
+void take_place(OpKernelContext* c, int j, const std::vector<int64_t>& seeds, int64_t count,
+                philox::Generator* generator) {
+  core::RefCountPtr<Var> var;
+  OP_REQUIRES_OK(c, LookupResource(c, HandleFromInput(c, j), &var));
+  mutex_lock lock(*var->mu());
+  Tensor* place = var->tensor();
+  OP_REQUIRES(c, var->is_initialized && place->dtype() == DT_INT64 && place->NumElements() == 1,
+              errors::FailedPrecondition("a stream's place that is not an initialized int64 scalar variable"));
+  OP_REQUIRES(c, seeds.size() == 2, errors::InvalidArgument("a stream of two seeds"));
+  if (var->copy_on_read_mode.load() || !place->RefCountIsOne()) {  // its buffer its own (``LockedVariables``)
+    Tensor own;
+    OP_REQUIRES_OK(c, c->allocate_temp(DT_INT64, place->shape(), &own));
+    own.flat<int64_t>()(0) = place->flat<int64_t>()(0);
+    *place = own;
+  }
+  int64_t& at = place->flat<int64_t>()(0);
+  *generator = philox::at_place(seeds[0], seeds[1], uint64_t(at));
+  at = int64_t(uint64_t(at) + philox::reserved(count));
+}
+
 }  // namespace
+
+// (rows, columns) uniform draws in [0, 1): the numbers the graph's seeded RandomUniform op
+// of these seeds draws at the stream's place (a variable, moved on by the call), as the
+// kernel step draws them. The trainer's error, in kernel mode, samples its hidden units so.
+REGISTER_OP("RbmUniform")
+    .Attr("seeds: list(int)").Attr("columns: int >= 0")
+    .Input("place: resource").Input("rows: int32")
+    .Output("draws: float")
+    .SetIsStateful()
+    .SetShapeFn([](InferenceContext* c) {
+      int64_t columns = 0;
+      TF_RETURN_IF_ERROR(c->GetAttr("columns", &columns));
+      c->set_output(0, c->Matrix(c->UnknownDim(), columns));
+      return OkStatus();
+    });
+
+class RbmUniform : public OpKernel {
+ public:
+  explicit RbmUniform(OpKernelConstruction* c) : OpKernel(c) {
+    OP_REQUIRES_OK(c, c->GetAttr("seeds", &seeds_));
+    OP_REQUIRES_OK(c, c->GetAttr("columns", &columns_));
+  }
+
+  void Compute(OpKernelContext* c) override {
+    const int64_t rows = c->input(1).scalar<int32>()();
+    OP_REQUIRES(c, rows >= 0, errors::InvalidArgument("a negative count of rows"));
+    Tensor* draws = nullptr;
+    OP_REQUIRES_OK(c, c->allocate_output(0, TensorShape({rows, columns_}), &draws));
+    philox::Generator generator;
+    take_place(c, 0, seeds_, rows * columns_, &generator);
+    if (!c->status().ok()) return;
+    philox::uniforms(generator, 0, rows * columns_, draws->flat<float>().data());
+  }
+
+ private:
+  std::vector<int64_t> seeds_;
+  int64_t columns_ = 0;
+};
+REGISTER_KERNEL_BUILDER(Name("RbmUniform").Device(DEVICE_CPU), RbmUniform);
 
 // One CD-1 step a call, from a batch's stored entries in row order, as a CSR matrix's
 // (indptr: each reader's first entry, and one past the last; columns and values), and its
 // draws: the uniform draws that sample the hidden and the series units, and the dropout
-// masks (1 kept, 0 dropped). The hidden units' mask given with no rows keeps every unit
-// (no dropout). The series units' draw and dropout (with series_keep) are the kernel's own
-// when given with no rows: TensorFlow's random op took 0.4 ms a step to draw them.
+// masks (1 kept, 0 dropped). The hidden units' draws given with no rows, and their mask
+// (with hidden_keep under 1), are those the graph's seeded RandomUniform ops of
+// noise_seeds and kept_seeds make (``philox.h``), at their streams' places (noise_place,
+// kept_place: int64 variables the step moves on, as ``RbmUniform`` does). The series units'
+// draw and dropout (with series_keep) are the kernel's own when given with no rows:
+// TensorFlow's random op took 0.4 ms a step to draw them.
 //   h0 = σ(v0 W + c) · kept, g0 = σ(v0 S + d) · series_kept, h ~ h0, g ~ g0,
 //   v1 = σ(h Wᵀ + b + g Sᵀ), h1 = σ(v1 W + c) · kept, g1 = σ(v1 S + d) · series_kept,
 // where S holds each book's series weight at its series' unit (params: weights, visible
@@ -114,6 +183,9 @@ class Cd1Step : public OpKernel {
     OP_REQUIRES_OK(c, c->GetAttr("series_keep", &series_keep_));
     OP_REQUIRES_OK(c, c->GetAttr("short_lists", &short_lists_));
     OP_REQUIRES_OK(c, c->GetAttr("short_list_books", &short_list_books_));
+    OP_REQUIRES_OK(c, c->GetAttr("hidden_keep", &hidden_keep_));
+    OP_REQUIRES_OK(c, c->GetAttr("noise_seeds", &noise_seeds_));
+    OP_REQUIRES_OK(c, c->GetAttr("kept_seeds", &kept_seeds_));
     OP_REQUIRES(c, short_lists_ >= 0.0f && short_lists_ <= 1.0f && short_list_books_ >= 1,
                 errors::InvalidArgument("short lists: a share from 0 to 1, and at least one book"));
     int64_t seed = 0;
@@ -128,7 +200,8 @@ class Cd1Step : public OpKernel {
     mutex_lock lock(mu_);  // the scratch below is the op's own
     LockedVariables vars(c, 0, n_params_ + n_velocities_);
     if (!c->status().ok()) return;
-    const int at = n_params_ + n_velocities_;  // the first input after the variables
+    const int places = n_params_ + n_velocities_;  // the draws' two places, after the parameters
+    const int at = places + 2;                       // the first input after the variables
     const Tensor& series = c->input(at);
     bool agree = parameters_agree(vars[0], vars[1], vars[2]) && series.NumElements() == vars[0].dim_size(0);
     if (n_params_ == 5) agree = agree && vars[3].NumElements() == vars[0].dim_size(0);
@@ -143,7 +216,7 @@ class Cd1Step : public OpKernel {
       velocity_[j] = j < n_velocities_ ? vars.data(n_params_ + j) : nullptr;
     }
     float error = std::numeric_limits<float>::quiet_NaN();
-    step(c, at, vars[0].dim_size(0), vars[0].dim_size(1), S, &error);
+    step(c, places, at, vars[0].dim_size(0), vars[0].dim_size(1), S, &error);
     if (!c->status().ok()) return;
     Tensor* out = nullptr;
     OP_REQUIRES_OK(c, c->allocate_output(0, TensorShape({}), &out));
@@ -169,19 +242,18 @@ class Cd1Step : public OpKernel {
   }
 
   // the step on the n books, H hidden units and S series units of the parameters (param_)
-  void step(OpKernelContext* c, int at, int64_t n, int64_t H, int64_t S, float* error) {
+  void step(OpKernelContext* c, int places, int at, int64_t n, int64_t H, int64_t S, float* error) {
     const int32_t* series = c->input(at).flat<int32>().data();
     auto indptr_in = c->input(at + 1).flat<int32>();
     auto columns_in = c->input(at + 2).flat<int32>();
     auto values_in = c->input(at + 3).flat<float>();
     const int64_t B = c->input(at + 4).scalar<int32>()();
-    const Tensor &noise = c->input(at + 5), &kept = c->input(at + 6), &series_noise = c->input(at + 7),
-                 &series_kept = c->input(at + 8);
-    rate_ = c->input(at + 9).scalar<float>()();
+    const Tensor &noise = c->input(at + 5), &series_noise = c->input(at + 6), &series_kept = c->input(at + 7);
+    rate_ = c->input(at + 8).scalar<float>()();
     auto is = [](const Tensor& t, int64_t rows, int64_t columns) {
       return t.dims() == 2 && t.dim_size(0) == rows && t.dim_size(1) == columns;
     };
-    OP_REQUIRES(c, B >= 1 && B <= Passes::kMaxBatch && is(noise, B, H) && (is(kept, B, H) || is(kept, 0, H)) &&
+    OP_REQUIRES(c, B >= 1 && B <= Passes::kMaxBatch && (is(noise, B, H) || is(noise, 0, H)) &&
                        (is(series_noise, B, S) || is(series_noise, 0, S)) &&
                        (is(series_kept, B, S) || is(series_kept, 0, S)),
                 errors::InvalidArgument("a batch of 1 to 112 readers, and a draw and a mask for each of their hidden"
@@ -207,9 +279,18 @@ class Cd1Step : public OpKernel {
     } else {
       kept_entries->flat<bool>().setConstant(true);
     }
+    // the hidden units' draws, fed or the graph's seeded op's (``philox.h``), and their
+    // dropout mask, the graph's op's, if they drop out
+    const bool own_noise = noise.dim_size(0) == 0, dropout = hidden_keep_ < 1.0f;
+    philox::Generator noise_draws, kept_draws;
+    if (own_noise) take_place(c, places, noise_seeds_, B * H, &noise_draws);
+    if (dropout) take_place(c, places + 1, kept_seeds_, B * H, &kept_draws);
+    if (!c->status().ok()) return;
+    own_noise_.resize(own_noise ? B * H : 0);
+    kept_.resize(dropout ? B * H : 0);
     float *w = param_[0], *vb = param_[1], *hb = param_[2], *sw = param_[3], *sb = param_[4];
-    const float* u = noise.flat<float>().data();
-    const float* on = kept.dim_size(0) ? kept.flat<float>().data() : nullptr;  // none: every unit kept
+    const float* u = own_noise ? own_noise_.data() : noise.flat<float>().data();
+    const float* on = dropout ? kept_.data() : nullptr;  // none: every unit kept
     // the series units' draws and mask, fed (reader-major) or the kernel's own (null)
     const float* series_u = series_noise.dim_size(0) ? series_noise.flat<float>().data() : nullptr;
     const float* series_kept_fed = series_kept.dim_size(0) ? series_kept.flat<float>().data() : nullptr;
@@ -269,6 +350,12 @@ class Cd1Step : public OpKernel {
             for (int64_t k = 0; k < H; ++k) h[k] += value * row[k];
             const int32_t unit = S ? series[columns[j]] : -1;
             if (unit >= 0) g0[unit * Bp + b] += value * sw[columns[j]];
+          }
+          if (own_noise) philox::uniforms(noise_draws, b * H, H, own_noise_.data() + b * H);
+          if (dropout) {
+            float* row = kept_.data() + b * H;
+            philox::uniforms(kept_draws, b * H, H, row);
+            for (int64_t k = 0; k < H; ++k) row[k] = row[k] < hidden_keep_ ? 1.0f : 0.0f;
           }
           sigmoid_row(h, H, hb, 0.0f, on ? on + b * H : nullptr);
           for (int64_t k = 0; k < H; ++k) ht[k * Bp + b] = u[b * H + k] < h[k] ? 1.0f : 0.0f;
@@ -462,7 +549,9 @@ class Cd1Step : public OpKernel {
   }
 
   int n_params_ = 3, n_velocities_ = 0;
-  float momentum_ = 0.0f, decay_ = 0.0f, series_step_ = 1.0f, series_keep_ = 1.0f, rate_ = 0.0f, short_lists_ = 0.0f;
+  float momentum_ = 0.0f, decay_ = 0.0f, series_step_ = 1.0f, series_keep_ = 1.0f, rate_ = 0.0f, short_lists_ = 0.0f,
+        hidden_keep_ = 1.0f;
+  std::vector<int64_t> noise_seeds_, kept_seeds_;  // the graph's ops' (their seed and seed2)
   int64_t short_list_books_ = 20;
   // the series units' draws: key_ + 2 · the step's count (+ 1); the cut's, cut_key_ + the count
   uint64_t key_ = 0, cut_key_ = 0, draws_ = 0;
@@ -481,5 +570,6 @@ class Cd1Step : public OpKernel {
   std::vector<float> cut_draws_, cut_values_;
   std::vector<float> by_column_;
   std::vector<float> h0_, g0_, series_on_, gs_, g1_;  // g's series-major, (S, padded batch)
+  std::vector<float> own_noise_, kept_;                // (B, H): the hidden units' draws and mask
 };
 REGISTER_KERNEL_BUILDER(Name("RbmCd1Step").Device(DEVICE_CPU), Cd1Step);
