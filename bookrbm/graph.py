@@ -150,6 +150,8 @@ class RBMGraph:
             raise ValueError("only the kernel's step cuts short lists itself: the graph's takes its batches cut")
         # the kernel's own cut of its batches' lists (``train.shorten_lists`` in C++, with its draws)
         self.cuts_lists = bool(short_lists)
+        # batches a feed of the trainer's holds (``feed_batches``): the graph's step takes one
+        self.batches_per_run = kernel.BATCHES_PER_RUN if self.by_kernel else 1
         if self.by_kernel:
             problem = kernel.unsupported(cd_steps, sample_visible, n_hidden)
             if problem:
@@ -166,6 +168,7 @@ class RBMGraph:
             # count; the kernel takes the batch's CSR indptr in place of the rows
             if self.by_kernel:
                 self.indptr = tf1.placeholder(tf.int32, [None], name="indptr")
+                self.batch_sizes = tf1.placeholder(tf.int32, [None], name="batch_sizes")  # a feed's (``feed_batches``)
                 lengths = self.indptr[1:] - self.indptr[:-1]
                 self.rows = tf.repeat(tf.range(tf.size(lengths)), lengths)
             else:
@@ -417,7 +420,7 @@ class RBMGraph:
         hidden units and their dropout (the graph's ops' numbers, made in the kernel:
         ``_draws``); the series units' draws are its own, unless fed (``series_noise``,
         ``series_kept``), and so is its cut."""
-        batch, n_series = self.batch_size, self.n_series
+        n_series = self.n_series
         self.series_noise_fed, self.series_kept_fed = (
             tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series]) for _ in range(2)
         )
@@ -428,7 +431,7 @@ class RBMGraph:
             velocities=[velocity.handle for velocity in velocities if velocity is not None],
             noise_place=self._places[options["seed"]].handle, kept_place=self._places[options["seed"] + 7].handle,
             series=tf.constant(np.asarray(series, np.int32)),
-            indptr=self.indptr, columns=self.columns, values=self.values, batch_size=batch,
+            indptr=self.indptr, columns=self.columns, values=self.values, batch_sizes=self.batch_sizes,
             hidden_noise=self.hidden_noise,
             series_noise=self.series_noise_fed, series_kept=self.series_kept_fed,
             learning_rate=tf.constant(learning_rate, tf.float32), **options,
@@ -543,18 +546,31 @@ class RBMGraph:
             self.batch_size: batch.shape[0],
         }
 
-    def _kernel_feed(self, indptr, columns, values):
+    def feed_batches(self, rows, batch_size):
+        """The placeholders' values for the batches of ``batch_size`` readers (the last one
+        fewer) that ``rows`` (CSR) holds one after the other: for the kernel's step, which
+        takes them in one run (``batches_per_run``) as it would take each in a run of its own."""
+        if not self.by_kernel:
+            raise ValueError("only the kernel's step takes several batches a run")
+        rows = checked_batch(rows, self.n_visible)
+        sizes = np.diff(np.append(np.arange(0, rows.shape[0], batch_size), rows.shape[0]))
+        return self._kernel_feed(rows.indptr, rows.indices, rows.data, sizes)
+
+    def _kernel_feed(self, indptr, columns, values, sizes=None):
+        readers = len(indptr) - 1
         return {self.indptr: indptr.astype(np.int32, copy=False), self.columns: columns.astype(np.int32, copy=False),
-                self.values: values, self.batch_size: len(indptr) - 1}
+                self.values: values, self.batch_size: readers,
+                self.batch_sizes: np.array([readers] if sizes is None else sizes, np.int32)}
 
     def train_batch(self, batch, hidden_noise=None, series_noise=None, series_kept=None):
         """One CD-k update on a batch (dense or CSR); returns its reconstruction error."""
-        return self.train_feed(self.feed(batch), hidden_noise, series_noise, series_kept)
+        return self.train_feed(self.feed(batch), hidden_noise, series_noise, series_kept)[0]
 
     def train_feed(self, feed, hidden_noise=None, series_noise=None, series_kept=None):
-        """One CD-k update on a batch given as its ``feed`` (``feed(batch)``, made
-        beforehand: the trainer makes the next ones while this runs); returns its
-        reconstruction error. The noises, fed only by tests, replace the graph's draws."""
+        """The CD-k updates on the batches of a ``feed`` (``feed(batch)``, or for the
+        kernel's step ``feed_batches``, made beforehand: the trainer makes the next ones while
+        this runs); returns their reconstruction errors, a list. The noises, fed only by
+        tests, replace the graph's draws."""
         feed = dict(feed)
         if hidden_noise is not None:
             feed[self.hidden_noise] = hidden_noise
@@ -563,9 +579,9 @@ class RBMGraph:
         if series_kept is not None:
             feed[self.series_kept_fed if self.by_kernel else self.series_kept] = series_kept
         if self.by_kernel:
-            return float(self.session.run(self.train_error, feed))
+            return [float(error) for error in self.session.run(self.train_error, feed)]
         _, error = self.session.run([self.train_step, self.error], feed)
-        return float(error)
+        return [float(error)]
 
     def batch_error(self, batch):
         """Reconstruction error of a batch, with no update."""

@@ -22,6 +22,9 @@ SOURCE = os.path.join(NATIVE, "cd1_step.cc")
 HEADERS = [os.path.join(NATIVE, name) for name in ("cd1.h", "index_checks.h", "philox.h")]
 MAX_BATCH = 112  # cd1.h's Passes::kMaxBatch: seven vectors of 16 readers a book
 HIDDEN_MULTIPLE = 64  # the update's block of hidden units
+# batches the trainer hands the kernel's step a session run (``RBMGraph.feed_batches``): each
+# run cost tens of microseconds around the op, a few per cent of a step at H=64
+BATCHES_PER_RUN = 16
 
 _loaded = None
 

@@ -135,12 +135,22 @@ def epoch_feeds(net, fit, rng, batch_size, max_batches=None, short_lists=0.0, sh
     rows of ``fit`` (CSR) in a random order, in batches of ``batch_size``, each with a
     ``short_lists`` share of its rows cut to 1..``short_list_books`` books
     (``shorten_lists``; whole, for a net that cuts them itself: ``net.cuts_lists``), as
-    ``net.feed`` takes them."""
+    ``net.feed`` takes them; for a net that takes several batches a run
+    (``net.batches_per_run``), a feed holds that many (``net.feed_batches``)."""
     # one permuted copy per epoch, so that each batch is a cheap contiguous slice
     shuffled = fit[rng.permutation(fit.shape[0])]
     batches = batch_slices(shuffled.shape[0], batch_size)[:max_batches]
     if net.cuts_lists:  # the kernel's step cuts them itself, with its own draws
         short_lists = 0.0
+    if net.batches_per_run > 1:
+        runs = [batches[at : at + net.batches_per_run] for at in range(0, len(batches), net.batches_per_run)]
+
+        def rows_of(run):  # each batch cut on its own, with the draws a feed of its own would take
+            if not short_lists:
+                return shuffled[run[0].start : run[-1].stop]
+            return sp.vstack([shorten_lists(shuffled[batch], short_lists, short_list_books, rng) for batch in run], "csr")
+
+        return len(batches), (net.feed_batches(rows_of(run), batch_size) for run in runs)
     return len(batches), (net.feed(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)) for batch in batches)
 
 
@@ -156,9 +166,10 @@ def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="
     # ``rng`` in the same order, as nothing else draws from it during the epoch
     # closed on the way out, even by an error, so the thread stops then and not when collected
     feeds = ahead(feeds)
-    with closing(feeds), tqdm(feeds, total=n_batches, desc=desc, leave=False, disable=None if progress else True) as bar:
-        for feed in bar:
-            errors.append(net.train_feed(feed))
+    with closing(feeds), tqdm(total=n_batches, desc=desc, leave=False, disable=None if progress else True) as bar:
+        for feed in feeds:
+            errors.extend(net.train_feed(feed))
+            bar.update(len(errors) - bar.n)
             bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
     return errors
 

@@ -125,6 +125,42 @@ def test_the_kernels_own_hidden_draws_are_the_graphs_between_its_errors_too(samp
 
 
 @needs_compiler
+def test_several_batches_in_one_run_are_the_same_steps_as_one_a_run(sample):
+    """With the defaults (every draw the kernel's or its streams', dropout, series units and
+    the cut of short lists): three batches fed at once, the last one short, make the same
+    parameters to the bit, the same errors and the same cut as the three fed one by one."""
+    from bookrbm import train
+    from bookrbm.settings import DEFAULTS
+
+    settings = {**DEFAULTS, "step": "kernel", "hidden": 64}
+    fit, _, _ = train.trainer_users(sample, settings["input"])
+    rows = fit[:237]
+    nets = [train.build_graph(fit, settings, seed=2)[0] for _ in range(2)]
+    try:
+        at_once = nets[0].session.run([nets[0].train_error, nets[0].kept_entries], nets[0].feed_batches(rows, 100))
+        one_by_one = [nets[1].session.run([nets[1].train_error, nets[1].kept_entries], nets[1].feed(rows[first : first + 100]))
+                      for first in (0, 100, 200)]
+        assert len(at_once[0]) == 3 and list(at_once[0]) == [errors[0] for errors, _ in one_by_one]
+        assert np.array_equal(at_once[1], np.concatenate([kept for _, kept in one_by_one])) and not at_once[1].all()
+        assert all(np.array_equal(a, b) for a, b in zip(nets[0].params(), nets[1].params()))
+    finally:
+        for net in nets:
+            net.close()
+
+
+def test_only_the_kernel_step_takes_several_batches_a_run():
+    from bookrbm.graph import RBMGraph
+
+    net = RBMGraph(*_start(30, 64, np.random.default_rng(0)), 0.1)
+    try:
+        assert net.batches_per_run == 1
+        with pytest.raises(ValueError, match="only the kernel's step takes several batches a run"):
+            net.feed_batches(np.ones((4, 30), np.float32), 2)
+    finally:
+        net.close()
+
+
+@needs_compiler
 def test_parameters_fetched_before_a_step_stay_as_they_were(sample):
     """The kernel updates the variables in place; a value fetched before (the trainer keeps
     the best epoch's without a copy) must not change under it, and ``set_params`` loads."""
@@ -208,7 +244,7 @@ def test_the_kernel_step_is_the_same_run_by_tensorflows_own_threads(sample):
         pooled.run(net.load, dict(zip(net.loaded, start)))
         for first in (0, 100):
             feed = {**net.feed(fit[first : first + 100]), net.hidden_noise: rng.random((100, 64), dtype=np.float32)}
-            assert pooled.run(net.train_error, feed) == net.session.run(net.train_error, feed)
+            assert np.array_equal(pooled.run(net.train_error, feed), net.session.run(net.train_error, feed))
         assert all(np.array_equal(a, b) for a, b in zip(pooled.run(net._params), net.params()))
     finally:
         pooled.close()
@@ -287,7 +323,7 @@ def test_the_kernel_step_on_lists_it_cut_is_the_graphs_on_them_cut(sample):
         batch = fit[:100]
         noise = rng.random((100, 64), dtype=np.float32)
         feed = {**by_kernel.feed(batch), by_kernel.hidden_noise: noise}
-        error, kept = by_kernel.session.run([by_kernel.train_error, by_kernel.kept_entries], feed)
+        (error,), kept = by_kernel.session.run([by_kernel.train_error, by_kernel.kept_entries], feed)
         assert 0 < kept.sum() < len(kept)
         rows = np.repeat(np.arange(100), np.diff(batch.indptr))
         cut = sp.csr_matrix((batch.data[kept], (rows[kept], batch.indices[kept])), shape=batch.shape)
@@ -306,11 +342,12 @@ def test_the_trainers_feeds_leave_the_kernel_whole_lists_to_cut(sample):
     fit, _, _ = train.trainer_users(sample, settings["input"])
     net, rng = train.build_graph(fit, settings, seed=0)
     try:
-        assert net.cuts_lists and settings["short_lists"] > 0
+        assert net.cuts_lists and settings["short_lists"] > 0 and net.batches_per_run >= 3
         shuffled = fit[copy.deepcopy(rng).permutation(fit.shape[0])]  # the epoch's order, drawn as it will be
-        _, feeds = train.epoch_feeds(net, fit, rng, 100, max_batches=3, short_lists=settings["short_lists"])
-        for first, feed in zip(range(0, 300, 100), feeds):
-            assert np.array_equal(feed[net.columns], shuffled[first : first + 100].indices)
+        count, feeds = train.epoch_feeds(net, fit, rng, 100, max_batches=3, short_lists=settings["short_lists"])
+        (feed,) = feeds  # the three batches in one run
+        assert count == 3 and list(feed[net.batch_sizes]) == [100, 100, 100]
+        assert np.array_equal(feed[net.columns], shuffled[:300].indices)
     finally:
         net.close()
 
@@ -326,7 +363,9 @@ def test_only_the_kernel_step_cuts_short_lists_itself():
 @pytest.mark.parametrize("change, message", [
     (lambda feed, net: feed.update({net.indptr: feed[net.indptr][::-1].copy()}), "a CSR batch: indptr from 0, never falling"),
     (lambda feed, net: feed.update({net.columns: feed[net.columns] + 10**6}), "an entry outside the books"),
-    (lambda feed, net: feed.update({net.batch_size: 113}), "a batch of 1 to 112 readers"),
+    (lambda feed, net: feed.update({net.batch_sizes: [113]}), "batches of 1 to 112 readers, as many as indptr has"),
+    (lambda feed, net: feed.update({net.batch_sizes: [2, 1]}), "batches of 1 to 112 readers, as many as indptr has"),
+    (lambda feed, net: feed.update({net.batch_sizes: [2, 0, 2]}), "batches of 1 to 112 readers, as many as indptr has"),
 ])
 def test_the_kernel_step_refuses_entries_it_cannot_take(change, message):
     from bookrbm.graph import RBMGraph, tf

@@ -40,12 +40,12 @@ REGISTER_OP("RbmCd1Step")
     .Input("params: N * resource").Input("velocities: M * resource")
     .Input("noise_place: resource").Input("kept_place: resource").Input("series: int32")
     .Input("indptr: int32").Input("columns: int32").Input("values: float")
-    .Input("batch_size: int32").Input("hidden_noise: float")
+    .Input("batch_sizes: int32").Input("hidden_noise: float")
     .Input("series_noise: float").Input("series_kept: float").Input("learning_rate: float")
     .Output("error: float").Output("kept: bool")
     .SetIsStateful()
     .SetShapeFn([](InferenceContext* c) {
-      c->set_output(0, c->Scalar());
+      c->set_output(0, c->Vector(c->UnknownDim()));
       c->set_output(1, c->Vector(c->UnknownDim()));
       return OkStatus();
     });
@@ -215,15 +215,65 @@ class Cd1Step : public OpKernel {
       param_[j] = j < n_params_ ? vars.data(j) : nullptr;
       velocity_[j] = j < n_velocities_ ? vars.data(n_params_ + j) : nullptr;
     }
-    float error = std::numeric_limits<float>::quiet_NaN();
-    step(c, places, at, vars[0].dim_size(0), vars[0].dim_size(1), S, &error);
-    if (!c->status().ok()) return;
-    Tensor* out = nullptr;
-    OP_REQUIRES_OK(c, c->allocate_output(0, TensorShape({}), &out));
-    out->scalar<float>()() = error;
+    const int64_t n = vars[0].dim_size(0), H = vars[0].dim_size(1);
+    auto indptr = c->input(at + 1).flat<int32>();
+    auto columns = c->input(at + 2).flat<int32>();
+    auto values = c->input(at + 3).flat<float>();
+    auto sizes = c->input(at + 4).flat<int32>();
+    const Tensor &noise = c->input(at + 5), &series_noise = c->input(at + 6), &series_kept = c->input(at + 7);
+    rate_ = c->input(at + 8).scalar<float>()();
+    const int64_t R = indptr.size() - 1;  // the readers of all the call's batches
+    int64_t readers = 0;
+    bool sized = sizes.size() >= 1;
+    for (int64_t i = 0; i < sizes.size(); ++i) {
+      sized = sized && sizes(i) >= 1 && sizes(i) <= Passes::kMaxBatch;
+      readers += sizes(i);
+    }
+    auto is = [](const Tensor& t, int64_t rows, int64_t columns) {
+      return t.dims() == 2 && t.dim_size(0) == rows && t.dim_size(1) == columns;
+    };
+    OP_REQUIRES(c, sized && readers == R && (is(noise, R, H) || is(noise, 0, H)) &&
+                       (is(series_noise, R, S) || is(series_noise, 0, S)) &&
+                       (is(series_kept, R, S) || is(series_kept, 0, S)),
+                errors::InvalidArgument("batches of 1 to 112 readers, as many as indptr has, and a draw and a mask for"
+                                        " each of their hidden and series units"));
+    OP_REQUIRES(c, R >= 0 && indptr(0) == 0 && ascending(indptr) && indptr(R) == columns.size() &&
+                       values.size() == columns.size(),
+                errors::InvalidArgument("a CSR batch: indptr from 0, never falling, to the count of its columns and"
+                                        " values"));
+    OP_REQUIRES(c, all_below(columns, n), errors::InvalidArgument("an entry outside the books"));
+    Tensor *errors = nullptr, *kept = nullptr;
+    OP_REQUIRES_OK(c, c->allocate_output(0, TensorShape({sizes.size()}), &errors));
+    OP_REQUIRES_OK(c, c->allocate_output(1, TensorShape({columns.size()}), &kept));
+    // the batches one after the other, each as a call of its own would take it: the same
+    // steps, and one session run for a few of them, where each took tens of microseconds
+    for (int64_t i = 0, first = 0; i < sizes.size(); first += sizes(i), ++i) {
+      const int64_t B = sizes(i), entry = indptr(first);
+      batch_indptr_.resize(B + 1);
+      for (int64_t b = 0; b <= B; ++b) batch_indptr_[b] = indptr(first + b) - int32_t(entry);
+      const Batch batch{batch_indptr_.data(), columns.data() + entry, values.data() + entry, B,
+                        noise.dim_size(0) ? noise.flat<float>().data() + first * H : nullptr,
+                        series_noise.dim_size(0) ? series_noise.flat<float>().data() + first * S : nullptr,
+                        series_kept.dim_size(0) ? series_kept.flat<float>().data() + first * S : nullptr,
+                        kept->flat<bool>().data() + entry};
+      errors->flat<float>()(i) = std::numeric_limits<float>::quiet_NaN();
+      step(c, places, c->input(at).flat<int32>().data(), n, H, S, batch, &errors->flat<float>()(i));
+      if (!c->status().ok()) return;
+    }
   }
 
  private:
+  // One batch of a call's: its readers' entries in row order (a CSR matrix's indptr from 0,
+  // columns and values), its draws if fed (else null), and where the cut marks the entries kept
+  struct Batch {
+    const int32_t* indptr;
+    const int32_t* columns;
+    const float* values;
+    int64_t B;
+    const float *noise, *series_noise, *series_kept;
+    bool* kept;
+  };
+
   static bool all_series_below(const TTypes<int32>::ConstFlat& series, int64_t count) {
     for (int64_t j = 0; j < series.size(); ++j)
       if (series(j) < -1 || series(j) >= count) return false;
@@ -241,47 +291,28 @@ class Cd1Step : public OpKernel {
     }
   }
 
-  // the step on the n books, H hidden units and S series units of the parameters (param_)
-  void step(OpKernelContext* c, int places, int at, int64_t n, int64_t H, int64_t S, float* error) {
-    const int32_t* series = c->input(at).flat<int32>().data();
-    auto indptr_in = c->input(at + 1).flat<int32>();
-    auto columns_in = c->input(at + 2).flat<int32>();
-    auto values_in = c->input(at + 3).flat<float>();
-    const int64_t B = c->input(at + 4).scalar<int32>()();
-    const Tensor &noise = c->input(at + 5), &series_noise = c->input(at + 6), &series_kept = c->input(at + 7);
-    rate_ = c->input(at + 8).scalar<float>()();
-    auto is = [](const Tensor& t, int64_t rows, int64_t columns) {
-      return t.dims() == 2 && t.dim_size(0) == rows && t.dim_size(1) == columns;
-    };
-    OP_REQUIRES(c, B >= 1 && B <= Passes::kMaxBatch && (is(noise, B, H) || is(noise, 0, H)) &&
-                       (is(series_noise, B, S) || is(series_noise, 0, S)) &&
-                       (is(series_kept, B, S) || is(series_kept, 0, S)),
-                errors::InvalidArgument("a batch of 1 to 112 readers, and a draw and a mask for each of their hidden"
-                                        " and series units"));
-    OP_REQUIRES(c, indptr_in.size() == B + 1 && indptr_in(0) == 0 && ascending(indptr_in) &&
-                       indptr_in(B) == columns_in.size() && values_in.size() == columns_in.size(),
-                errors::InvalidArgument("a CSR batch: indptr from 0, never falling, to the count of its columns and"
-                                        " values"));
-    OP_REQUIRES(c, all_below(columns_in, n), errors::InvalidArgument("an entry outside the books"));
-    Tensor* kept_entries = nullptr;
-    OP_REQUIRES_OK(c, c->allocate_output(1, TensorShape({columns_in.size()}), &kept_entries));
+  // the step on one batch, for the n books, H hidden units and S series units of the
+  // parameters (param_), each book's series in series
+  void step(OpKernelContext* c, int places, const int32_t* series, int64_t n, int64_t H, int64_t S, const Batch& batch,
+            float* error) {
+    const int64_t B = batch.B;
     const uint64_t noise_key = key_ + 2 * draws_, kept_key = key_ + 2 * draws_ + 1, cut_key = cut_key_ + draws_;
     ++draws_;
     // the batch as the step takes it: each list whole, or cut (``cut``)
-    const int32_t* indptr = indptr_in.data();
-    const int32_t* columns = columns_in.data();
-    const float* values = values_in.data();
-    int64_t entries = columns_in.size();
+    const int32_t* indptr = batch.indptr;
+    const int32_t* columns = batch.columns;
+    const float* values = batch.values;
+    int64_t entries = indptr[B];
     if (short_lists_ > 0.0f) {
-      cut(indptr, columns, values, B, cut_key, kept_entries->flat<bool>().data());
+      cut(indptr, columns, values, B, cut_key, batch.kept);
       indptr = cut_indptr_.data(), columns = cut_columns_.data(), values = cut_values_.data();
       entries = int64_t(cut_columns_.size());
     } else {
-      kept_entries->flat<bool>().setConstant(true);
+      std::fill(batch.kept, batch.kept + entries, true);
     }
     // the hidden units' draws, fed or the graph's seeded op's (``philox.h``), and their
     // dropout mask, the graph's op's, if they drop out
-    const bool own_noise = noise.dim_size(0) == 0, dropout = hidden_keep_ < 1.0f;
+    const bool own_noise = !batch.noise, dropout = hidden_keep_ < 1.0f;
     philox::Generator noise_draws, kept_draws;
     if (own_noise) take_place(c, places, noise_seeds_, B * H, &noise_draws);
     if (dropout) take_place(c, places + 1, kept_seeds_, B * H, &kept_draws);
@@ -289,11 +320,11 @@ class Cd1Step : public OpKernel {
     own_noise_.resize(own_noise ? B * H : 0);
     kept_.resize(dropout ? B * H : 0);
     float *w = param_[0], *vb = param_[1], *hb = param_[2], *sw = param_[3], *sb = param_[4];
-    const float* u = own_noise ? own_noise_.data() : noise.flat<float>().data();
+    const float* u = own_noise ? own_noise_.data() : batch.noise;
     const float* on = dropout ? kept_.data() : nullptr;  // none: every unit kept
     // the series units' draws and mask, fed (reader-major) or the kernel's own (null)
-    const float* series_u = series_noise.dim_size(0) ? series_noise.flat<float>().data() : nullptr;
-    const float* series_kept_fed = series_kept.dim_size(0) ? series_kept.flat<float>().data() : nullptr;
+    const float* series_u = batch.series_noise;
+    const float* series_kept_fed = batch.series_kept;
     first_.resize(n + 1);
     next_.resize(n);
     readers_.resize(entries);
@@ -566,7 +597,7 @@ class Cd1Step : public OpKernel {
   static constexpr int64_t kSeriesPart = 64;
   std::vector<float> squares_, at_entries_;  // each chunk's
   std::vector<int64_t> first_, next_, series_first_, series_books_;
-  std::vector<int32_t> readers_, cut_indptr_, cut_columns_, places_;
+  std::vector<int32_t> readers_, cut_indptr_, cut_columns_, places_, batch_indptr_;
   std::vector<float> cut_draws_, cut_values_;
   std::vector<float> by_column_;
   std::vector<float> h0_, g0_, series_on_, gs_, g1_;  // g's series-major, (S, padded batch)
