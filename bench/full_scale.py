@@ -217,8 +217,7 @@ def _trainer(args, preset, data):
     net, rng = train.build_graph(fit, settings, args.seed, series_of_books)
 
     def epoch():
-        train.run_epoch(net, fit, rng, args.batch_size, progress=False, short_lists=settings["short_lists"],
-                        short_list_books=settings["short_list_books"])
+        train.run_epoch(net, fit, rng, args.batch_size, progress=False)
 
     return SimpleNamespace(settings=settings, fit=fit, valid=valid, series=series_of_books, net=net, epoch=epoch)
 

@@ -175,12 +175,11 @@ def _fed_beforehand(args, preset, data):
 
     trained = full_scale._trainer(args, {**preset, "step": "kernel"}, data)
     rng = np.random.default_rng(args.seed)
-    settings, net = trained.settings, trained.net
+    net = trained.net
     feeds = []
 
     def prepare():
-        feeds[:] = train.epoch_feeds(net, trained.fit, rng, args.batch_size, short_lists=settings["short_lists"],
-                                     short_list_books=settings["short_list_books"])[1]
+        feeds[:] = train.epoch_feeds(net, trained.fit, rng, args.batch_size)[1]
 
     def epoch():
         for feed in feeds:

@@ -110,10 +110,11 @@ class RBMGraph:
     trains with each series unit only at that chance (dropout); a reconstruction uses them
     all, at full strength (measured better than scaled by ``series_keep``, README).
 
-    With ``step="kernel"`` each step is one op of our own (``bookrbm/kernel.py``), and with
-    ``short_lists`` above 0 that op cuts the share of each batch's readers to 1..
-    ``short_list_books`` of their books itself, with its own draws (``train.shorten_lists``'s
-    cut); the graph's step takes its batches cut (``train.epoch_feeds``).
+    With ``short_lists`` above 0 a share of each batch's readers is cut to 1..
+    ``short_list_books`` of their books (``train.shorten_lists``): by the trainer's feeds for
+    the graph's step (``train.epoch_feeds``), which ask the graph; with ``step="kernel"``,
+    where each step is one op of our own (``bookrbm/kernel.py``), by that op itself, with its
+    own draws (``cuts_lists``).
 
     Shapes: a batch (batch, n_visible), dense or CSR; weights (n_visible, n_hidden); series
     (n_visible,) int, -1 for a book in no series; series_weights (n_visible,); series_bias
@@ -146,10 +147,10 @@ class RBMGraph:
         if step not in ("graph", "kernel"):
             raise ValueError(f"a step by 'graph' or 'kernel', not {step!r}")
         self.by_kernel = step == "kernel"
-        if short_lists and not self.by_kernel:
-            raise ValueError("only the kernel's step cuts short lists itself: the graph's takes its batches cut")
-        # the kernel's own cut of its batches' lists (``train.shorten_lists`` in C++, with its draws)
-        self.cuts_lists = bool(short_lists)
+        # the short lists this graph trains on; the kernel's step cuts them itself
+        # (``train.shorten_lists`` in C++, with its draws), the graph's takes them cut
+        self.short_lists, self.short_list_books = short_lists, short_list_books
+        self.cuts_lists = bool(short_lists) and self.by_kernel
         # batches a feed of the trainer's holds (``feed_batches``): the graph's step takes one
         self.batches_per_run = kernel.BATCHES_PER_RUN if self.by_kernel else 1
         if self.by_kernel:
@@ -288,7 +289,7 @@ class RBMGraph:
             if self.by_kernel:
                 self.train_error, self.kept_entries = self._kernel_step(
                     params, velocities, series, learning_rate, momentum=momentum, weight_decay=weight_decay,
-                    series_step=series_step, series_keep=series_keep, seed=seed, short_lists=short_lists,
+                    series_step=series_step, series_keep=series_keep, seed=seed, short_lists=float(short_lists),
                     short_list_books=short_list_books, hidden_keep=hidden_keep, noise_seeds=list(tf1.get_seed(seed)),
                     kept_seeds=list(tf1.get_seed(seed + 7)),
                 )

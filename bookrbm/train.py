@@ -74,10 +74,6 @@ def build_graph(fit, settings, seed, series_of_books=None):
     rng = np.random.default_rng(seed)
     visible_bias = logit_visible_bias(fit) if settings["visible_bias"] == "logit" else None
     series_options = {}
-    # the kernel cuts its batches' short lists itself; the graph's step takes them cut (``epoch_feeds``)
-    by_kernel = {}
-    if settings["step"] == "kernel":
-        by_kernel = dict(short_lists=settings["short_lists"], short_list_books=settings["short_list_books"])
     if series_of_books is not None:
         series_weights, series_bias = series.initial_params(series_of_books)
         series_options = dict(
@@ -95,8 +91,9 @@ def build_graph(fit, settings, seed, series_of_books=None):
         hidden_keep=settings["hidden_keep"],
         binary_input=settings["input"] == "binary",
         step=settings["step"],
+        short_lists=settings["short_lists"],
+        short_list_books=settings["short_list_books"],
         **series_options,
-        **by_kernel,
     )
     return net, rng
 
@@ -130,18 +127,18 @@ def shorten_lists(batch, share, most, rng):
     )
 
 
-def epoch_feeds(net, fit, rng, batch_size, max_batches=None, short_lists=0.0, short_list_books=20):
+def epoch_feeds(net, fit, rng, batch_size, max_batches=None):
     """(the number of batches, their feeds, made as they are asked for): an epoch of the
-    rows of ``fit`` (CSR) in a random order, in batches of ``batch_size``, each with a
-    ``short_lists`` share of its rows cut to 1..``short_list_books`` books
-    (``shorten_lists``; whole, for a net that cuts them itself: ``net.cuts_lists``), as
-    ``net.feed`` takes them; for a net that takes several batches a run
-    (``net.batches_per_run``), a feed holds that many (``net.feed_batches``)."""
+    rows of ``fit`` (CSR) in a random order, in batches of ``batch_size``, each with the
+    net's share of its rows cut to short lists (``net.short_lists``, ``shorten_lists``; whole,
+    for a net that cuts them itself: ``net.cuts_lists``), as ``net.feed`` takes them; for a
+    net that takes several batches a run (``net.batches_per_run``), a feed holds that many
+    (``net.feed_batches``)."""
     # one permuted copy per epoch, so that each batch is a cheap contiguous slice
     shuffled = fit[rng.permutation(fit.shape[0])]
     batches = batch_slices(shuffled.shape[0], batch_size)[:max_batches]
-    if net.cuts_lists:  # the kernel's step cuts them itself, with its own draws
-        short_lists = 0.0
+    # the kernel's step cuts them itself, with its own draws
+    short_lists, short_list_books = (0.0 if net.cuts_lists else net.short_lists), net.short_list_books
     if net.batches_per_run > 1:
         runs = [batches[at : at + net.batches_per_run] for at in range(0, len(batches), net.batches_per_run)]
 
@@ -154,13 +151,11 @@ def epoch_feeds(net, fit, rng, batch_size, max_batches=None, short_lists=0.0, sh
     return len(batches), (net.feed(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)) for batch in batches)
 
 
-def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="epoch", short_lists=0.0, short_list_books=20):
-    """One pass of CD updates over the rows of ``fit`` (CSR) in a random order; returns the
-    reconstruction error of each batch.
-
-    short_lists, short_list_books : the share of each batch's rows to cut and the most books
-        a cut row keeps (``shorten_lists``); 0 trains on the lists as they are."""
-    n_batches, feeds = epoch_feeds(net, fit, rng, batch_size, max_batches, short_lists, short_list_books)
+def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="epoch"):
+    """One pass of CD updates over the rows of ``fit`` (CSR) in a random order, each batch
+    with the net's short lists (``epoch_feeds``); returns the reconstruction error of each
+    batch."""
+    n_batches, feeds = epoch_feeds(net, fit, rng, batch_size, max_batches)
     errors = []
     # made on a second thread while the session runs the batch before: the same draws from
     # ``rng`` in the same order, as nothing else draws from it during the epoch
@@ -286,10 +281,7 @@ def train(data, seed=0, progress=True, log=print, max_batches=None, fit_rows=Non
     epochs = settings["epochs"]
     try:
         for epoch in range(1, epochs + 1):
-            errors = run_epoch(
-                net, fit, rng, settings["batch_size"], max_batches, progress, f"epoch {epoch}/{epochs}",
-                settings["short_lists"], settings["short_list_books"],
-            )
+            errors = run_epoch(net, fit, rng, settings["batch_size"], max_batches, progress, f"epoch {epoch}/{epochs}")
             params = net.params()
             if settings["average"]:
                 averaged = running_average(averaged, params, settings["average"])

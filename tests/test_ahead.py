@@ -56,8 +56,7 @@ def test_an_epoch_trains_as_its_batches_one_by_one(sample):
     first, first_rng = train.build_graph(fit, settings, 3, series_of_books)
     second, second_rng = train.build_graph(fit, settings, 3, series_of_books)
     try:
-        errors = train.run_epoch(first, fit, first_rng, 100, max_batches=6, progress=False,
-                                 short_lists=settings["short_lists"], short_list_books=settings["short_list_books"])
+        errors = train.run_epoch(first, fit, first_rng, 100, max_batches=6, progress=False)
         shuffled = fit[second_rng.permutation(fit.shape[0])]
         by_hand = [
             second.train_batch(train.shorten_lists(shuffled[start : start + 100], settings["short_lists"],

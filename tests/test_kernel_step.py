@@ -344,7 +344,7 @@ def test_the_trainers_feeds_leave_the_kernel_whole_lists_to_cut(sample):
     try:
         assert net.cuts_lists and settings["short_lists"] > 0 and net.batches_per_run >= 3
         shuffled = fit[copy.deepcopy(rng).permutation(fit.shape[0])]  # the epoch's order, drawn as it will be
-        count, feeds = train.epoch_feeds(net, fit, rng, 100, max_batches=3, short_lists=settings["short_lists"])
+        count, feeds = train.epoch_feeds(net, fit, rng, 100, max_batches=3)
         (feed,) = feeds  # the three batches in one run
         assert count == 3 and list(feed[net.batch_sizes]) == [100, 100, 100]
         assert np.array_equal(feed[net.columns], shuffled[:300].indices)
@@ -352,11 +352,22 @@ def test_the_trainers_feeds_leave_the_kernel_whole_lists_to_cut(sample):
         net.close()
 
 
-def test_only_the_kernel_step_cuts_short_lists_itself():
+def test_the_graphs_step_takes_its_short_lists_cut_by_the_trainers_feeds(sample):
+    """The graph's own ops do not cut lists: given short lists, the graph says so, and the
+    trainer's feeds cut them (every list, at a share of 1, to at most its 3 books)."""
+    from bookrbm import train
     from bookrbm.graph import RBMGraph
 
-    with pytest.raises(ValueError, match="only the kernel's step cuts short lists itself"):
-        RBMGraph(*_start(30, 64, np.random.default_rng(0)), 0.1, short_lists=0.2)
+    fit, _, _ = train.trainer_users(sample, "rating")
+    net = RBMGraph(*_start(fit.shape[1], 64, np.random.default_rng(0)), 0.1, short_lists=1.0, short_list_books=3)
+    try:
+        assert not net.cuts_lists and net.batches_per_run == 1
+        count, feeds = train.epoch_feeds(net, fit, np.random.default_rng(1), 100, max_batches=2)
+        for feed in feeds:
+            assert np.bincount(feed[net.rows]).max() <= 3
+        assert count == 2 and np.diff(fit.indptr).max() > 3
+    finally:
+        net.close()
 
 
 @needs_compiler
