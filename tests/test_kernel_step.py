@@ -393,6 +393,21 @@ def test_the_kernel_step_refuses_entries_it_cannot_take(change, message):
 
 
 @needs_compiler
+def test_the_kernel_step_refuses_a_book_of_a_series_it_has_no_unit_for():
+    from bookrbm.graph import RBMGraph, tf
+
+    rng = np.random.default_rng(0)
+    series = np.array([0, 0, 1, 1, 3] + [-1] * 25)  # 3 series units: 0, 1 and 2
+    net = RBMGraph(*_start(30, 64, rng), 0.6, series=series, series_weights=np.zeros(30, np.float32),
+                   series_bias=np.zeros(3, np.float32), step="kernel")
+    try:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="a book's series outside the series units"):
+            net.train_batch((rng.random((4, 30)) < 0.3).astype(np.float32))
+    finally:
+        net.close()
+
+
+@needs_compiler
 def test_the_trainer_with_the_kernel_step_trains_as_with_the_graphs(sample):
     """Through ``train.train`` at the write-up's settings (no series units, so every draw is
     the same seeded op's): the same history, to float32's rounding, and the model says which

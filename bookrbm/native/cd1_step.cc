@@ -210,7 +210,13 @@ class Cd1Step : public OpKernel {
                 errors::InvalidArgument("weights (books, hidden) with hidden units a multiple of 64, their biases, each"
                                         " book's series (and series weight), and velocities of the same shapes"));
     const int64_t S = n_params_ == 5 ? vars[4].NumElements() : 0;
-    OP_REQUIRES(c, all_series_below(series.flat<int32>(), S), errors::InvalidArgument("a book's series outside the series units"));
+    // each series' books, checked and grouped when the series are new: the same every step
+    const int32_t* of_books = series.flat<int32>().data();
+    if (grouped_series_.size() != size_t(series.NumElements()) || grouped_count_ != S ||
+        !std::equal(grouped_series_.begin(), grouped_series_.end(), of_books)) {
+      OP_REQUIRES(c, all_series_below(series.flat<int32>(), S), errors::InvalidArgument("a book's series outside the series units"));
+      group_series(of_books, series.NumElements(), S);
+    }
     for (int j = 0; j < 5; ++j) {
       param_[j] = j < n_params_ ? vars.data(j) : nullptr;
       velocity_[j] = j < n_velocities_ ? vars.data(n_params_ + j) : nullptr;
@@ -274,6 +280,19 @@ class Cd1Step : public OpKernel {
     bool* kept;
   };
 
+  // each of S series' books, ascending (series_books_, from series_first_[t]), for the n books'
+  // series; kept with the series they were made from
+  void group_series(const int32_t* series, int64_t n, int64_t S) {
+    grouped_series_.assign(series, series + n);
+    grouped_count_ = S;
+    series_first_.assign(S + 1, 0);
+    group_starts(series_first_, S, n, [&](int64_t i) { return series[i]; });
+    series_books_.resize(series_first_[S]);
+    std::vector<int64_t> next(series_first_.begin(), series_first_.end() - 1);
+    for (int64_t i = 0; i < n; ++i)
+      if (series[i] >= 0) series_books_[next[series[i]]++] = i;
+  }
+
   static bool all_series_below(const TTypes<int32>::ConstFlat& series, int64_t count) {
     for (int64_t j = 0; j < series.size(); ++j)
       if (series(j) < -1 || series(j) >= count) return false;
@@ -332,14 +351,6 @@ class Cd1Step : public OpKernel {
     const int32_t* readers = readers_.data();
     const float* by_column = by_column_.data();
     passes_.start(n, H, B);
-    if (S && series_first_.size() != size_t(S + 1)) {  // each series' books, ascending: the same every step
-      series_first_.resize(S + 1);
-      group_starts(series_first_, S, n, [&](int64_t i) { return series[i]; });
-      series_books_.resize(series_first_[S]);
-      std::vector<int64_t> next(series_first_.begin(), series_first_.end() - 1);
-      for (int64_t i = 0; i < n; ++i)
-        if (series[i] >= 0) series_books_[next[series[i]]++] = i;
-    }
     // h0 and g0 from the entries, and their samples: h's transposed; g0, its mask and samples
     // series-major (S, padded batch), 16 readers a vector, as the series units' push and their
     // own pass take them (made reader-major, their sigmoids, draws and samples took 60 µs a
@@ -597,6 +608,8 @@ class Cd1Step : public OpKernel {
   static constexpr int64_t kSeriesPart = 64;
   std::vector<float> squares_, at_entries_;  // each chunk's
   std::vector<int64_t> first_, next_, series_first_, series_books_;
+  std::vector<int32_t> grouped_series_;  // the series series_first_ and series_books_ were made from
+  int64_t grouped_count_ = -1;
   std::vector<int32_t> readers_, cut_indptr_, cut_columns_, places_, batch_indptr_;
   std::vector<float> cut_draws_, cut_values_;
   std::vector<float> by_column_;
