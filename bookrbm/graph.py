@@ -114,7 +114,8 @@ class RBMGraph:
     ``short_list_books`` of their books (``train.shorten_lists``): by the trainer's feeds for
     the graph's step (``train.epoch_feeds``), which ask the graph; with ``step="kernel"``,
     where each step is one op of our own (``bookrbm/kernel.py``), by that op itself, with its
-    own draws (``cuts_lists``).
+    own draws (``cuts_lists``). That op takes several batches a run (``feed_batches``,
+    ``batches_per_run``), each as a run of its own would.
 
     Shapes: a batch (batch, n_visible), dense or CSR; weights (n_visible, n_hidden); series
     (n_visible,) int, -1 for a book in no series; series_weights (n_visible,); series_bias
@@ -415,7 +416,7 @@ class RBMGraph:
                                         columns=columns)
 
     def _kernel_step(self, params, velocities, series, learning_rate, **options):
-        """The update by the kernel's one op (``bookrbm/kernel.py``), and its outputs: the
+        """The update by the kernel's one op (``bookrbm/kernel.py``), and its outputs: each fed
         batch's reconstruction error and which of the fed entries its cut of short lists kept.
         The same step as the graph's ops, on the same variables and the same draws of the
         hidden units and their dropout (the graph's ops' numbers, made in the kernel:

@@ -163,8 +163,9 @@ def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="
     feeds = ahead(feeds)
     with closing(feeds), tqdm(total=n_batches, desc=desc, leave=False, disable=None if progress else True) as bar:
         for feed in feeds:
-            errors.extend(net.train_feed(feed))
-            bar.update(len(errors) - bar.n)
+            batch_errors = net.train_feed(feed)  # one a batch, of one or several (``epoch_feeds``)
+            errors.extend(batch_errors)
+            bar.update(len(batch_errors))
             bar.set_postfix(error=f"{errors[-1]:.5f}", refresh=False)
     return errors
 

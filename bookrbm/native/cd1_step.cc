@@ -152,9 +152,10 @@ class RbmUniform : public OpKernel {
 };
 REGISTER_KERNEL_BUILDER(Name("RbmUniform").Device(DEVICE_CPU), RbmUniform);
 
-// One CD-1 step a call, from a batch's stored entries in row order, as a CSR matrix's
-// (indptr: each reader's first entry, and one past the last; columns and values), and its
-// draws: the uniform draws that sample the hidden and the series units, and the dropout
+// One CD-1 step for each batch of a call, one batch after the other, each as a call of its
+// own would take it: the batches' stored entries in row order, as a CSR matrix's (indptr:
+// each reader's first entry, and one past the last; columns and values), their sizes
+// (batch_sizes, in readers: each batch the next rows), and their draws: the uniform draws that sample the hidden and the series units, and the dropout
 // masks (1 kept, 0 dropped). The hidden units' draws given with no rows, and their mask
 // (with hidden_keep under 1), are those the graph's seeded RandomUniform ops of
 // noise_seeds and kept_seeds make (``philox.h``), at their streams' places (noise_place,
@@ -169,8 +170,8 @@ REGISTER_KERNEL_BUILDER(Name("RbmUniform").Device(DEVICE_CPU), RbmUniform);
 // weight_decay · W; the series units' times series_step), through its velocity when there
 // are velocities (velocity = momentum · velocity + learning_rate · gradient; parameter +=
 // velocity). With short_lists above 0 the step first cuts that share of the batch's lists
-// to 1..short_list_books books (``cut``). Returns the batch's reconstruction error (its mean
-// squared error over readers × books, of the lists as cut) and which of its entries the cut
+// to 1..short_list_books books (``cut``). Returns each batch's reconstruction error (its mean
+// squared error over readers × books, of the lists as cut) and which of the entries the cut
 // kept (every one without it).
 class Cd1Step : public OpKernel {
  public:
@@ -248,8 +249,8 @@ class Cd1Step : public OpKernel {
                 errors::InvalidArgument("a CSR batch: indptr from 0, never falling, to the count of its columns and"
                                         " values"));
     OP_REQUIRES(c, all_below(columns, n), errors::InvalidArgument("an entry outside the books"));
-    Tensor *errors = nullptr, *kept = nullptr;
-    OP_REQUIRES_OK(c, c->allocate_output(0, TensorShape({sizes.size()}), &errors));
+    Tensor *batch_errors = nullptr, *kept = nullptr;
+    OP_REQUIRES_OK(c, c->allocate_output(0, TensorShape({sizes.size()}), &batch_errors));
     OP_REQUIRES_OK(c, c->allocate_output(1, TensorShape({columns.size()}), &kept));
     // the batches one after the other, each as a call of its own would take it: the same
     // steps, and one session run for a few of them, where each took tens of microseconds
@@ -262,8 +263,9 @@ class Cd1Step : public OpKernel {
                         series_noise.dim_size(0) ? series_noise.flat<float>().data() + first * S : nullptr,
                         series_kept.dim_size(0) ? series_kept.flat<float>().data() + first * S : nullptr,
                         kept->flat<bool>().data() + entry};
-      errors->flat<float>()(i) = std::numeric_limits<float>::quiet_NaN();
-      step(c, places, c->input(at).flat<int32>().data(), n, H, S, batch, &errors->flat<float>()(i));
+      float& error = batch_errors->flat<float>()(i);
+      error = std::numeric_limits<float>::quiet_NaN();
+      step(c, places, of_books, n, H, S, batch, &error);
       if (!c->status().ok()) return;
     }
   }
