@@ -68,7 +68,7 @@ def parse_args(argv):
         "--step",
         choices=STEPS,
         help="how a CD step runs: TensorFlow's ops, or one C++ kernel of our own, built once with g++ (CD-1 on the CPU;"
-        " at 64 hidden units on AVX-512 machines an epoch in about a third of the time, not at 1,024; README,"
+        " on AVX-512 machines an epoch in under a third of the time at 64 hidden units, two thirds at 1,024; README,"
         f" \"Full-scale performance\") (default: {DEFAULTS['step']})",
     )
     parser.add_argument("--seed", type=seed_option, default=0, help="seed for the initial weights, batch order and samples (default: %(default)s)")
