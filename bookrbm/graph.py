@@ -212,20 +212,22 @@ class RBMGraph:
             # The hidden units' draws and dropout, from seeded ops (``_draws``). Fed only by
             # tests, to compare one step with a NumPy reference on fixed draws: the kernel's
             # step makes its own unless fed, and the error's (batch_error) are not fed then.
+            noise_seed, kept_seed = seed, seed + 7
             if self.by_kernel:
                 self._places = {
-                    op_seed: tf1.Variable(tf.zeros([], tf.int64), name=f"draws_{op_seed}_place") for op_seed in (seed, seed + 7)
+                    op_seed: tf1.Variable(tf.zeros([], tf.int64), name=f"draws_{op_seed}_place")
+                    for op_seed in (noise_seed, kept_seed)
                 }
                 self.hidden_noise = tf1.placeholder_with_default(tf.zeros([0, n_hidden]), [None, n_hidden], name="hidden_noise")
-                noise = self._draws(batch, n_hidden, seed)
+                noise = self._draws(batch, n_hidden, noise_seed)
             else:
                 self.hidden_noise = noise = tf1.placeholder_with_default(
-                    self._draws(batch, n_hidden, seed), [None, n_hidden], name="hidden_noise"
+                    self._draws(batch, n_hidden, noise_seed), [None, n_hidden], name="hidden_noise"
                 )
             h0_mean = self._mean_hiddens_of_batch()
             if hidden_keep < 1.0:
                 # dropout RBM (Srivastava et al. 2014): each example trains a random sub-RBM
-                keep = tf.cast(self._draws(batch, n_hidden, seed + 7) < hidden_keep, tf.float32)
+                keep = tf.cast(self._draws(batch, n_hidden, kept_seed) < hidden_keep, tf.float32)
                 h0_mean = h0_mean * keep
             h_mean = h0_mean
             g0_mean = g_mean = self._mean_series_of_batch() if self.n_series else None
@@ -289,10 +291,9 @@ class RBMGraph:
             ]
             if self.by_kernel:
                 self.train_error, self.kept_entries = self._kernel_step(
-                    params, velocities, series, learning_rate, momentum=momentum, weight_decay=weight_decay,
-                    series_step=series_step, series_keep=series_keep, seed=seed, short_lists=float(short_lists),
-                    short_list_books=short_list_books, hidden_keep=hidden_keep, noise_seeds=list(tf1.get_seed(seed)),
-                    kept_seeds=list(tf1.get_seed(seed + 7)),
+                    params, velocities, series, learning_rate, noise_seed, kept_seed, momentum=momentum,
+                    weight_decay=weight_decay, series_step=series_step, series_keep=series_keep, seed=seed,
+                    short_lists=float(short_lists), short_list_books=short_list_books, hidden_keep=hidden_keep,
                 )
             else:
                 self.train_step = self._updates(params, gradients, velocities, learning_rate, momentum)
@@ -305,7 +306,7 @@ class RBMGraph:
             self._params = params
             self.loaded = [tf1.placeholder(tf.float32, param.shape) for param in params]
             self.load = tf.group(*[param.assign(value) for param, value in zip(params, self.loaded)])
-        # The kernel's step is a chain of a few ops (the draws, then the kernel, whose own two
+        # The kernel's step is a chain of a few ops (the feeds', then the kernel, whose own two
         # threads do the work): run in the caller's thread, with no hand-off to TensorFlow's
         # inter-op threads, an epoch at the write-up's settings takes 10% less (0.556 against
         # 0.617 s at the full size, alternated). The graph's step, many ops side by side, is
@@ -412,16 +413,23 @@ class RBMGraph:
         a kernel step is the graph's, its dropout and sampling included."""
         if not self.by_kernel:
             return tf.random.uniform([rows, columns], seed=op_seed)
-        return kernel.ops().rbm_uniform(self._places[op_seed].handle, rows, seeds=list(tf1.get_seed(op_seed)),
-                                        columns=columns)
+        place, seeds = self._stream(op_seed)
+        return kernel.ops().rbm_uniform(place, rows, seeds=seeds, columns=columns)
 
-    def _kernel_step(self, params, velocities, series, learning_rate, **options):
+    def _stream(self, op_seed):
+        """The seeded op ``op_seed``'s stream as the kernel's ops take it: its place's
+        variable handle, and the op's two seeds (the graph's and its own, as TensorFlow's op
+        would have them)."""
+        return self._places[op_seed].handle, list(tf1.get_seed(op_seed))
+
+    def _kernel_step(self, params, velocities, series, learning_rate, noise_seed, kept_seed, **options):
         """The update by the kernel's one op (``bookrbm/kernel.py``), and its outputs: each fed
         batch's reconstruction error and which of the fed entries its cut of short lists kept.
         The same step as the graph's ops, on the same variables and the same draws of the
         hidden units and their dropout (the graph's ops' numbers, made in the kernel:
-        ``_draws``); the series units' draws are its own, unless fed (``series_noise``,
-        ``series_kept``), and so is its cut."""
+        ``_draws``, of the ops ``noise_seed`` and ``kept_seed``); the series units' draws are
+        its own, unless fed (``series_noise``, ``series_kept``), and so is its cut."""
+        (noise_place, noise_seeds), (kept_place, kept_seeds) = self._stream(noise_seed), self._stream(kept_seed)
         n_series = self.n_series
         self.series_noise_fed, self.series_kept_fed = (
             tf1.placeholder_with_default(tf.zeros([0, n_series]), [None, n_series]) for _ in range(2)
@@ -431,7 +439,7 @@ class RBMGraph:
         return kernel.ops().rbm_cd1_step(
             params=[param.handle for param in params],
             velocities=[velocity.handle for velocity in velocities if velocity is not None],
-            noise_place=self._places[options["seed"]].handle, kept_place=self._places[options["seed"] + 7].handle,
+            noise_place=noise_place, kept_place=kept_place, noise_seeds=noise_seeds, kept_seeds=kept_seeds,
             series=tf.constant(np.asarray(series, np.int32)),
             indptr=self.indptr, columns=self.columns, values=self.values, batch_sizes=self.batch_sizes,
             hidden_noise=self.hidden_noise,

@@ -137,18 +137,12 @@ def epoch_feeds(net, fit, rng, batch_size, max_batches=None):
     # one permuted copy per epoch, so that each batch is a cheap contiguous slice
     shuffled = fit[rng.permutation(fit.shape[0])]
     batches = batch_slices(shuffled.shape[0], batch_size)[:max_batches]
-    # the kernel's step cuts them itself, with its own draws
-    short_lists, short_list_books = (0.0 if net.cuts_lists else net.short_lists), net.short_list_books
-    if net.batches_per_run > 1:
+    if net.batches_per_run > 1:  # the kernel's step, which cuts the lists itself: its runs' rows as they are
         runs = [batches[at : at + net.batches_per_run] for at in range(0, len(batches), net.batches_per_run)]
-
-        def rows_of(run):  # each batch cut on its own, with the draws a feed of its own would take
-            if not short_lists:
-                return shuffled[run[0].start : run[-1].stop]
-            return sp.vstack([shorten_lists(shuffled[batch], short_lists, short_list_books, rng) for batch in run], "csr")
-
-        return len(batches), (net.feed_batches(rows_of(run), batch_size) for run in runs)
-    return len(batches), (net.feed(shorten_lists(shuffled[batch], short_lists, short_list_books, rng)) for batch in batches)
+        return len(batches), (net.feed_batches(shuffled[run[0].start : run[-1].stop], batch_size) for run in runs)
+    # the kernel's step cuts them itself, with its own draws
+    short_lists = 0.0 if net.cuts_lists else net.short_lists
+    return len(batches), (net.feed(shorten_lists(shuffled[batch], short_lists, net.short_list_books, rng)) for batch in batches)
 
 
 def run_epoch(net, fit, rng, batch_size, max_batches=None, progress=True, desc="epoch"):

@@ -155,13 +155,14 @@ REGISTER_KERNEL_BUILDER(Name("RbmUniform").Device(DEVICE_CPU), RbmUniform);
 // One CD-1 step for each batch of a call, one batch after the other, each as a call of its
 // own would take it: the batches' stored entries in row order, as a CSR matrix's (indptr:
 // each reader's first entry, and one past the last; columns and values), their sizes
-// (batch_sizes, in readers: each batch the next rows), and their draws: the uniform draws that sample the hidden and the series units, and the dropout
-// masks (1 kept, 0 dropped). The hidden units' draws given with no rows, and their mask
-// (with hidden_keep under 1), are those the graph's seeded RandomUniform ops of
-// noise_seeds and kept_seeds make (``philox.h``), at their streams' places (noise_place,
-// kept_place: int64 variables the step moves on, as ``RbmUniform`` does). The series units'
-// draw and dropout (with series_keep) are the kernel's own when given with no rows:
-// TensorFlow's random op took 0.4 ms a step to draw them.
+// (batch_sizes, in readers: each batch the next rows), and their draws: the uniform draws
+// that sample the hidden and the series units, and the dropout masks (1 kept, 0 dropped).
+// The hidden units' draws given with no rows, and their mask (with hidden_keep under 1), are
+// those the graph's seeded RandomUniform ops of noise_seeds and kept_seeds make
+// (``philox.h``), at their streams' places (noise_place, kept_place: int64 variables the
+// step moves on, as ``RbmUniform`` does). The series units' draw and dropout (with
+// series_keep) are the kernel's own when given with no rows: TensorFlow's random op took
+// 0.4 ms a step to draw them.
 //   h0 = σ(v0 W + c) · kept, g0 = σ(v0 S + d) · series_kept, h ~ h0, g ~ g0,
 //   v1 = σ(h Wᵀ + b + g Sᵀ), h1 = σ(v1 W + c) · kept, g1 = σ(v1 S + d) · series_kept,
 // where S holds each book's series weight at its series' unit (params: weights, visible
